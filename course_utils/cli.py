@@ -1,0 +1,244 @@
+"""``python -m course_utils COMMAND`` — the course's command line. ``--help`` works on every command."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from .errors import CourseError
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {n}")
+    return n
+
+
+def cmd_variants(args) -> int:
+    from .unet import PRESETS, build, count_params
+    rows = [{"name": p.name, "params": count_params(build(p.name)), "description": p.description,
+             "kind": p.kind, "idea": p.idea, "notebook": p.notebook} for p in PRESETS.values()]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for kind in ("ladder", "leave-one-out"):
+        print(f"{kind}:")
+        for r in rows:
+            if r["kind"] == kind:
+                print(f"  {r['name']:<{width}}  {r['params']:>9,}  {r['description']}")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from .data import cache_dir, load
+    t0 = time.perf_counter()
+    for split in ("train", "test"):
+        d = load(split)
+        print(f"{split:5s}: {len(d):,} images {tuple(d.images.shape[1:])} in [{d.images.min():.0f}, "
+              f"{d.images.max():.0f}] from {d.source}")
+    print(f"cache folder: {cache_dir()}  ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def cmd_train(args) -> int:
+    from . import plotting
+    from .checkpoints import _ensure_writable
+    from .diffusion import sample
+    from .runs import run_dir, train_preset
+    from .train import get_budget
+    from .unet import get_preset
+    get_preset(args.variant)
+    budget = get_budget(args.budget)
+    out = Path(args.out) if args.out else run_dir(args.variant, budget.name, args.seed)
+    _ensure_writable(out)
+    steps = args.steps or budget.steps_for(args.variant)
+    print(f"training {args.variant} for {steps} steps ({budget.name} budget), seed {args.seed} -> {out}")
+    model, history = train_preset(args.variant, budget, seed=args.seed, out=out, steps=steps,
+                                  ema_decay=args.ema, resume=args.resume)
+    net = getattr(history, "ema", None) or model
+    images = sample(net, args.n, seed=args.seed, progress=True)
+    plotting.save(plotting.show_grid(images, f"{args.variant}, {history.steps} steps"), out / "samples.png")
+    plotting.save(plotting.plot_losses({args.variant: history}), out / "loss.png")
+    print(f"final loss {history.final_loss():.4f} after {history.steps} steps in {history.seconds:.0f} s")
+    print(f"wrote {out / 'model.safetensors'}, {out / 'samples.png'}, {out / 'loss.png'}")
+    return 0
+
+
+def cmd_sample(args) -> int:
+    from . import plotting
+    from .checkpoints import load_checkpoint
+    from .diffusion import sample
+    from .runs import load_shipped, run_dir
+    from .train import get_budget
+    from .unet import build, get_preset
+    get_preset(args.variant)
+    if args.checkpoint:
+        model, header = load_checkpoint(args.checkpoint, args.variant)
+        where = args.checkpoint
+    else:
+        found = load_shipped(args.variant, args.variant)
+        candidates = [run_dir(args.variant, b, 0) / "model.safetensors" for b in ("full", "quick", "ci")]
+        if found is None:
+            for c in candidates:
+                if c.is_file():
+                    found, where = load_checkpoint(c, args.variant), str(c)
+                    break
+        else:
+            where = "the shipped checkpoint"
+        if found is None:
+            raise CourseError(f"no trained {args.variant!r} found (looked in checkpoints/ and runs/). Fix: "
+                              f"python -m course_utils train {args.variant}, or pass --checkpoint PATH.")
+        model, header = found
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise CourseError(f"--out must name a .png file, got {out}.")
+    images = sample(model, args.n, seed=args.seed, sigma=args.sigma, progress=True)
+    plotting.save(plotting.show_grid(images, f"{args.variant} ({header.get('meta', {}).get('step', '?')} steps)"), out)
+    print(f"wrote {args.n} samples of {args.variant} from {where} to {out}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    import torch
+
+    from .data import Batches, load
+    from .diffusion import Schedule, sample
+    from .train import diffusion_loss, pick_device
+    from .unet import LADDER, build, count_params
+    device = pick_device(args.device)
+    names = args.variants or LADDER
+    data = load("train")
+    # data pipeline: one full epoch of batches with flips
+    batches = Batches(data.to(device), 128, seed=0)
+    t0 = time.perf_counter()
+    for _ in range(len(data) // 128):
+        next(batches)
+    data_epoch = time.perf_counter() - t0
+    rows = []
+    sched = Schedule()
+    for name in names:
+        model = build(name).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        x, _ = next(batches)
+        x = x.to(device)
+
+        def step():
+            loss = diffusion_loss(model, x, sched)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+        for _ in range(2):
+            step()
+        train_times = []
+        for _ in range(args.repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            train_times.append(args.steps / (time.perf_counter() - t))
+        sample_times = []
+        for r in range(max(1, args.repeats // 2)):
+            t = time.perf_counter()
+            sample(model, args.samples, seed=r, device=device)
+            sample_times.append(args.samples / (time.perf_counter() - t))
+        rows.append({"name": name, "params": count_params(model), "train_steps_per_s": statistics.median(train_times),
+                     "sample_images_per_s": statistics.median(sample_times), "repeats": args.repeats,
+                     "batch": 128, "sample_n": args.samples, "T": sched.T})
+    result = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "data_seconds_per_epoch": data_epoch, "presets": rows}
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; data pipeline "
+              f"{data_epoch:.3f} s per epoch (468 batches of 128 with flips)")
+        print(f"{'preset':<12} {'params':>10} {'train steps/s':>14} {'s/step':>7} {'sample img/s':>13}   (medians of {args.repeats})")
+        for r in rows:
+            print(f"{r['name']:<12} {r['params']:>10,} {r['train_steps_per_s']:>14.2f} {1 / r['train_steps_per_s']:>7.3f} "
+                  f"{r['sample_images_per_s']:>13.1f}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m course_utils",
+                                description="Optimizing a DDPM U-Net on Fashion-MNIST: the course's command line.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("variants", help="list every U-Net preset with its parameter count",
+                       description="List every U-Net preset (ladder and leave-one-out) with parameters and a description.")
+    s.add_argument("--json", action="store_true", help="print a JSON list of {name, params, description, ...}")
+    s.set_defaults(func=cmd_variants)
+
+    s = sub.add_parser("data", help="prepare Fashion-MNIST and say where it came from",
+                       description="Find Fashion-MNIST ($FASHION_MNIST_DIR, data/, /usr/share/datasets/fashion-mnist, "
+                                   "or torchvision's download), preprocess it to 16x16 in [-1, 1] and cache it.")
+    s.set_defaults(func=cmd_data)
+
+    s = sub.add_parser("train", help="train a preset; writes a checkpoint, samples.png and loss.png",
+                       description="Train a preset under a budget. Writes model.safetensors (atomically, every "
+                                   "--save-every steps), history.json, samples.png and loss.png to --out.")
+    s.add_argument("variant", metavar="VARIANT", help="a preset name (see: python -m course_utils variants)")
+    s.add_argument("--budget", help="ci | quick | full (default: $COURSE_BUDGET, else full on a GPU, quick on a CPU)")
+    s.add_argument("--steps", type=_positive, help="override the budget's number of training steps")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--out", help="output folder (default runs/BUDGET/VARIANT-seedSEED)")
+    s.add_argument("--ema", type=float, default=None, metavar="DECAY", help="also keep an EMA of the weights, e.g. 0.999")
+    s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    s.add_argument("-n", type=_positive, default=64, help="samples in samples.png (default 64)")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("sample", help="draw samples from a trained preset into a PNG grid",
+                       description="Draw samples. Uses --checkpoint, else the shipped checkpoint, else the latest run.")
+    s.add_argument("variant", metavar="VARIANT")
+    s.add_argument("--checkpoint", help="a .safetensors checkpoint of this preset")
+    s.add_argument("-n", type=_positive, default=64, help="number of samples (default 64)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--sigma", default="beta", choices=["beta", "beta_tilde"],
+                   help="reverse-step variance: beta (default) or beta_tilde (posterior)")
+    s.add_argument("--out", required=True, metavar="FILE.png")
+    s.set_defaults(func=cmd_sample)
+
+    s = sub.add_parser("bench", help="training steps/s and sampling images/s per preset (medians)",
+                       description="Measure the data pipeline, training steps/s (batch 128) and sampling images/s "
+                                   "(T steps) per preset; reports medians over repeats.")
+    s.add_argument("variants", nargs="*", metavar="VARIANT", help="presets to measure (default: the ladder)")
+    s.add_argument("--repeats", type=_positive, default=3)
+    s.add_argument("--steps", type=_positive, default=5, help="training steps per repeat")
+    s.add_argument("--samples", type=_positive, default=16, help="images per sampling run")
+    s.add_argument("--device", help="cpu | cuda | mps (default: best available)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except CourseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; a checkpoint saved before the interruption is kept (continue with --resume).",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

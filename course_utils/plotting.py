@@ -1,0 +1,92 @@
+"""Figures: sample grids, loss curves, denoising-over-time strips. Everything returns a matplotlib Figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "ipympl", "widget", "inline")):
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+
+
+def to_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.Tensor:
+    """(N, 1, H, W) in [-1, 1] -> one (rows*H, cols*W) array in [0, 1] with a gray gutter."""
+    images = images.detach().float().cpu().clamp(-1, 1)
+    n, _, h, w = images.shape
+    nrow = nrow or max(1, int(round(n ** 0.5)))
+    rows = (n + nrow - 1) // nrow
+    grid = torch.full((rows * (h + pad) + pad, nrow * (w + pad) + pad), 0.5)
+    for k in range(n):
+        r, c = divmod(k, nrow)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = (images[k, 0] + 1) / 2
+    return grid
+
+
+def show_grid(images: torch.Tensor, title: str = "", nrow: int | None = None, ax=None, figsize=(4, 4)):
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=figsize)
+    ax.imshow(to_grid(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    return fig or ax.figure
+
+
+def compare_grids(named: dict[str, torch.Tensor], nrow: int | None = None, size: float = 3.2):
+    fig, axes = plt.subplots(1, len(named), figsize=(size * len(named), size + 0.4), squeeze=False)
+    for ax, (name, imgs) in zip(axes[0], named.items()):
+        show_grid(imgs, name, nrow, ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(histories: dict, window: int = 50, ax=None, logy: bool = True):
+    """Overlay smoothed loss curves; values are History objects or lists of losses."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, h in histories.items():
+        losses = h.losses if hasattr(h, "losses") else list(h)
+        if not losses:
+            continue
+        w = max(1, min(window, len(losses) // 5 or 1))
+        sm = [sum(losses[max(0, i - w + 1): i + 1]) / (i + 1 - max(0, i - w + 1)) for i in range(len(losses))]
+        ax.plot(range(1, len(losses) + 1), sm, label=f"{name} (last {w}: {sm[-1]:.4f})")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(f"MSE loss (moving mean)")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig or ax.figure
+
+
+def denoising_strip(frames: torch.Tensor, steps: list[int], rows: int = 4):
+    """frames (F, N, 1, H, W): one row per image, one column per snapshot, labelled with its step."""
+    f, n = frames.shape[:2]
+    rows = min(rows, n)
+    fig, axes = plt.subplots(rows, f, figsize=(0.9 * f, 0.95 * rows + 0.3), squeeze=False)
+    for r in range(rows):
+        for c in range(f):
+            ax = axes[r][c]
+            ax.imshow((frames[c, r, 0].clamp(-1, 1) + 1) / 2, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.axis("off")
+            if r == 0:
+                ax.set_title(f"t={steps[c]}", fontsize=8)
+    fig.suptitle("denoising over time: left pure noise, right the sample", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig, path: str | Path, dpi: int = 110) -> Path:
+    """Save atomically (temporary file, then rename) and close the figure."""
+    import io
+
+    from .checkpoints import atomic_write_bytes
+    buf = io.BytesIO()
+    fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return Path(path)

@@ -1,0 +1,265 @@
+"""One configurable U-Net: every architectural idea of the course is one field of :class:`UNetConfig`.
+
+``baseline`` reproduces the original course's baseline (240,385 parameters) and ``optimized`` its
+optimized model (1,979,777 parameters); the ladder between them changes one idea per rung.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock, DownBlock, EmbedBlock, ResidualConvBlock,
+                     SinusoidalEmbedding, UpBlock, make_act, make_norm)
+from .errors import CourseError
+
+T_DEFAULT = 150
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """One field per architectural idea. The defaults are the original course's baseline."""
+
+    channels: tuple[int, int, int] = (16, 32, 64)  # widths at 16x16, 8x8 and 4x4
+    up_convs: int = 1                 # ConvBlocks after each upsampler
+    norm_after_up: bool = True        # norm + activation straight after the upsampler (baseline)
+    norm: str = "batch"               # "batch" | "group"
+    groups_first: int = 8             # GroupNorm groups in the first block and the output head
+    groups: int = 32                  # GroupNorm groups everywhere else
+    act: str = "relu"                 # "relu" | "gelu"
+    down: str = "maxpool"             # "maxpool" | "rearrange"
+    up: str = "convT3"                # "convT3" | "convT2" | "resize"
+    time_embed: str = "linear"        # "linear" (t/T into a Linear) | "sinusoidal"
+    time_dim: int = 8                 # size of the sinusoidal embedding
+    residual_first: bool = False      # first block x1 + conv(x1)
+    extra_skip: bool = False          # concatenate the first block's output before the output head
+    img_size: int = 16
+    img_channels: int = 1
+    T: int = T_DEFAULT
+    num_classes: int = 0              # > 0: class-conditional (classifier-free guidance, notebook 09)
+
+    def replace(self, **changes) -> "UNetConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise CourseError(f"unknown U-Net config fields {sorted(unknown)}; known fields: {sorted(known)}.")
+        d = dict(d)
+        if "channels" in d:
+            d["channels"] = tuple(d["channels"])
+        return cls(**d)
+
+    def validate(self) -> None:
+        def bad(msg):
+            raise CourseError(f"invalid U-Net config: {msg}")
+
+        if len(self.channels) != 3 or any(not isinstance(c, int) or c < 1 for c in self.channels):
+            bad(f"channels must be three positive integers, got {self.channels!r}.")
+        if self.norm not in NORMS:
+            bad(f"norm={self.norm!r}; choose one of {NORMS}.")
+        if self.act not in ACTIVATIONS:
+            bad(f"act={self.act!r}; choose one of {ACTIVATIONS}.")
+        if self.down not in ("maxpool", "rearrange"):
+            bad(f"down={self.down!r}; choose 'maxpool' or 'rearrange'.")
+        if self.up not in UPSAMPLERS:
+            bad(f"up={self.up!r}; choose one of {tuple(UPSAMPLERS)}.")
+        if self.time_embed not in ("linear", "sinusoidal"):
+            bad(f"time_embed={self.time_embed!r}; choose 'linear' or 'sinusoidal'.")
+        if self.img_size < 4 or self.img_size % 4:
+            bad(f"img_size={self.img_size} must be a multiple of 4 (the U-Net halves it twice); "
+                f"use e.g. {max(4, self.img_size // 4 * 4)} or {self.img_size // 4 * 4 + 4}.")
+        if self.up_convs < 0:
+            bad(f"up_convs={self.up_convs} must be >= 0.")
+        if self.T < 1:
+            bad(f"T={self.T} must be >= 1.")
+
+
+class UNet(nn.Module):
+    """The course's U-Net. ``forward(x, t)`` takes images (B, C, H, W) and integer timesteps t (B,) in [0, T).
+
+    The network sees t/T (a number in [0, 1)) and predicts the noise that was added to x.
+    """
+
+    def __init__(self, config: UNetConfig | None = None, **overrides):
+        super().__init__()
+        cfg = (config or UNetConfig()).replace(**overrides) if overrides else (config or UNetConfig())
+        cfg.validate()
+        self.config = cfg
+        c0, c1, c2 = cfg.channels
+        latent = cfg.img_size // 4
+        norm, act, g, g0 = cfg.norm, cfg.act, cfg.groups, cfg.groups_first
+
+        if cfg.residual_first:
+            self.down0 = ResidualConvBlock(cfg.img_channels, c0, norm, g0, act, "down0")
+        else:
+            self.down0 = ConvBlock(cfg.img_channels, c0, norm, g0, act, "down0")
+        self.down1 = DownBlock(c0, c1, norm, g, act, cfg.down, "down1")
+        self.down2 = DownBlock(c1, c2, norm, g, act, cfg.down, "down2")
+        flat = c2 * latent * latent
+        self.to_vec = nn.Sequential(nn.Flatten(), make_act(act))
+        self.dense_emb = nn.Sequential(
+            nn.Linear(flat, c1), nn.ReLU(),
+            nn.Linear(c1, c1), nn.ReLU(),
+            nn.Linear(c1, flat), nn.ReLU(),
+        )
+        if cfg.time_embed == "sinusoidal":
+            self.time_features = SinusoidalEmbedding(cfg.time_dim)
+            t_in = cfg.time_dim
+        else:
+            self.time_features = nn.Identity()
+            t_in = 1
+        self.t_emb1 = EmbedBlock(t_in, c2, act)
+        self.t_emb2 = EmbedBlock(t_in, c1, act)
+        if cfg.num_classes:
+            self.c_emb1 = EmbedBlock(cfg.num_classes, c2, act)
+            self.c_emb2 = EmbedBlock(cfg.num_classes, c1, act)
+        self.up0 = nn.Sequential(nn.Unflatten(1, (c2, latent, latent)), ConvBlock(c2, c2, norm, g, act, "up0"))
+        self.up1 = UpBlock(c2, c1, norm, g, act, cfg.up, cfg.up_convs, cfg.norm_after_up, "up1")
+        self.up2 = UpBlock(c1, c0, norm, g, act, cfg.up, cfg.up_convs, cfg.norm_after_up, "up2")
+        head_in = 2 * c0 if cfg.extra_skip else c0
+        self.out = nn.Sequential(
+            nn.Conv2d(head_in, c0, 3, padding=1),
+            make_norm(norm, c0, g0, "out.norm"),
+            nn.ReLU(),
+            nn.Conv2d(c0, cfg.img_channels, 3, padding=1),
+        )
+
+    def check_inputs(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None) -> None:
+        cfg = self.config
+        want = f"(batch, {cfg.img_channels}, {cfg.img_size}, {cfg.img_size})"
+        if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+            raise CourseError(f"the U-Net needs a floating-point image tensor of shape {want}, got "
+                              f"{type(x).__name__ if not isinstance(x, torch.Tensor) else x.dtype}. "
+                              "Fix: convert with x.float() and scale pixels to [-1, 1].")
+        if x.ndim != 4 or tuple(x.shape[1:]) != (cfg.img_channels, cfg.img_size, cfg.img_size):
+            raise CourseError(f"the U-Net expects images of shape {want}, got {tuple(x.shape)}. "
+                              f"Fix: resize to {cfg.img_size}x{cfg.img_size} with {cfg.img_channels} channel(s) "
+                              "(course_utils.data does this), and keep the batch dimension.")
+        if not isinstance(t, torch.Tensor) or t.shape != (x.shape[0],):
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise CourseError(f"the timesteps t must be a tensor of shape ({x.shape[0]},), one per image, got {shape}. "
+                              "Fix: torch.full((batch,), t) for one step, or torch.randint(0, T, (batch,)).")
+        if t.numel() and (bool((t < 0).any()) or bool((t > cfg.T - 1).any())):
+            raise CourseError(f"timesteps must lie in [0, {cfg.T - 1}] (T={cfg.T}), got values from "
+                              f"{t.min().item()} to {t.max().item()}. Fix: pass integer steps, not t/T.")
+        if c is not None and cfg.num_classes and (c.shape != (x.shape[0],)):
+            raise CourseError(f"class labels must have shape ({x.shape[0]},), got {tuple(c.shape)}.")
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, c: torch.Tensor | None = None,
+                c_mask: torch.Tensor | None = None) -> torch.Tensor:
+        self.check_inputs(x, t, c)
+        cfg = self.config
+        down0 = self.down0(x)
+        down1 = self.down1(down0)
+        down2 = self.down2(down1)
+        latent = self.dense_emb(self.to_vec(down2))
+        tt = t.float() / cfg.T
+        feats = self.time_features(tt) if cfg.time_embed == "sinusoidal" else tt[:, None]
+        t_emb1, t_emb2 = self.t_emb1(feats), self.t_emb2(feats)
+        up0 = self.up0(latent)
+        if cfg.num_classes and c is not None:
+            one_hot = nn.functional.one_hot(c.long(), cfg.num_classes).float()
+            if c_mask is not None:
+                one_hot = one_hot * c_mask.float()[:, None]
+            up1 = self.up1(self.c_emb1(one_hot) * up0 + t_emb1, down2)
+            up2 = self.up2(self.c_emb2(one_hot) * up1 + t_emb2, down1)
+        else:
+            up1 = self.up1(up0 + t_emb1, down2)
+            up2 = self.up2(up1 + t_emb2, down1)
+        if cfg.extra_skip:
+            up2 = torch.cat((up2, down0), 1)
+        return self.out(up2)
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# --- presets -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    config: UNetConfig
+    notebook: str | None = None       # the notebook that teaches this rung
+    kind: str = "ladder"              # "ladder" | "leave-one-out"
+    idea: str | None = None           # the idea changed from the previous rung / reverted from optimized
+
+
+BASELINE = UNetConfig()
+OPTIMIZED = UNetConfig(channels=(64, 64, 128), up_convs=4, norm_after_up=False, norm="group", act="gelu",
+                       down="rearrange", up="convT2", time_embed="sinusoidal", residual_first=True,
+                       extra_skip=True)
+
+# Each idea: the fields it changes, taken from OPTIMIZED.
+IDEAS: dict[str, tuple[str, ...]] = {
+    "upsampler": ("up",),
+    "width": ("channels", "up_convs", "norm_after_up"),
+    "groupnorm": ("norm",),
+    "gelu": ("act",),
+    "rearrange": ("down",),
+    "sinusoidal": ("time_embed",),
+    "residual": ("residual_first",),
+    "extra_skip": ("extra_skip",),
+}
+
+_LADDER = [
+    ("baseline", None, "The original course's baseline: BatchNorm, ReLU, MaxPool, ConvTranspose k3/s2, t/T through a Linear.", "01_baseline_ddpm"),
+    ("upsample", "upsampler", "baseline + ConvTranspose2d k2/s2 upsampler (kernel divisible by stride: no checkerboard overlap).", "02_checkerboard_artifacts"),
+    ("wide", "width", "+ capacity: channels (64, 64, 128), four convs per up block, no norm right after the upsampler.", "03_group_norm"),
+    ("groupnorm", "groupnorm", "+ GroupNorm (8 groups in the first block and head, 32 elsewhere) instead of BatchNorm.", "03_group_norm"),
+    ("gelu", "gelu", "+ GELU instead of ReLU in every conv block and the time embedding.", "04_gelu"),
+    ("rearrange", "rearrange", "+ rearrange pooling (space-to-depth, then Conv 4C->C) instead of MaxPool2d(2).", "05_rearrange_pooling"),
+    ("sinusoidal", "sinusoidal", "+ sinusoidal embedding of t/T (dim 8) before the time MLP.", "06_sinusoidal_time_embeddings"),
+    ("residual", "residual", "+ residual first block: x1 = conv(x); out = x1 + conv(x1).", "07_residual_blocks"),
+    ("optimized", "extra_skip", "The original course's optimized U-Net: + extra skip of the first block into the output head.", "07_residual_blocks"),
+]
+
+
+def _build_presets() -> dict[str, Preset]:
+    presets: dict[str, Preset] = {}
+    cfg = BASELINE
+    for name, idea, desc, nb in _LADDER:
+        if idea:
+            cfg = cfg.replace(**{f: getattr(OPTIMIZED, f) for f in IDEAS[idea]})
+        presets[name] = Preset(name, desc, cfg, nb, "ladder", idea)
+    assert presets["optimized"].config == OPTIMIZED
+    for idea, fields in IDEAS.items():
+        reverted = OPTIMIZED.replace(**{f: getattr(BASELINE, f) for f in fields})
+        if idea == "width":  # the baseline's widths cannot hold 32 groups; keep GroupNorm sensible
+            reverted = reverted.replace(groups=8, groups_first=8)
+        presets[f"no_{idea}"] = Preset(f"no_{idea}", f"optimized with the {idea} idea reverted to the baseline's "
+                                       f"({', '.join(fields)}).", reverted, "08_putting_it_together",
+                                       "leave-one-out", idea)
+    return presets
+
+
+PRESETS: dict[str, Preset] = _build_presets()
+LADDER: list[str] = [n for n, p in PRESETS.items() if p.kind == "ladder"]
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        import difflib
+        close = difflib.get_close_matches(str(name), PRESETS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise CourseError(f"unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)} "
+                          "(python -m course_utils variants lists them).")
+    return PRESETS[name]
+
+
+def build(name_or_config: str | UNetConfig, **overrides) -> UNet:
+    """Build a U-Net from a preset name or a config; keyword arguments override config fields."""
+    cfg = get_preset(name_or_config).config if isinstance(name_or_config, str) else name_or_config
+    return UNet(cfg, **overrides)
