@@ -24,7 +24,7 @@ FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000),
 }
-SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+SYSTEM_DIR = Path(os.environ.get("COURSE_SYSTEM_DATA_DIR", "/usr/share/datasets/fashion-mnist"))
 IMG_SIZE = 16
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,7 +103,7 @@ def locate_raw(download: bool = True) -> tuple[Path, str]:
                 raise DatasetNotFound(f"FASHION_MNIST_DIR={folder} is missing {', '.join(missing)} (.gz or plain). "
                                       "Fix: put all four files there, or unset FASHION_MNIST_DIR.\n"
                                       + how_to_get_it(searched))
-    if download:
+    if download and os.environ.get("COURSE_OFFLINE", "") not in ("1", "true", "yes"):
         searched.append("torchvision download (needs the internet)")
         try:
             from torchvision.datasets import FashionMNIST
