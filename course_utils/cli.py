@@ -62,8 +62,11 @@ def cmd_train(args) -> int:
     _ensure_writable(out)
     steps = args.steps or budget.steps_for(args.variant)
     print(f"training {args.variant} for {steps} steps ({budget.name} budget), seed {args.seed} -> {out}")
+    if args.resume and not (out / "model.safetensors").is_file():
+        raise CourseError(f"--resume: there is no checkpoint {out / 'model.safetensors'} to continue from. "
+                          "Fix: run the same command without --resume first (or give the --out of that run).")
     model, history = train_preset(args.variant, budget, seed=args.seed, out=out, steps=steps,
-                                  ema_decay=args.ema, resume=args.resume)
+                                  ema_decay=args.ema, resume=args.resume, save_every=args.save_every)
     net = getattr(history, "ema", None) or model
     images = sample(net, args.n, seed=args.seed, progress=True)
     plotting.save(plotting.show_grid(images, f"{args.variant}, {history.steps} steps"), out / "samples.png")
@@ -195,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--out", help="output folder (default runs/BUDGET/VARIANT-seedSEED)")
     s.add_argument("--ema", type=float, default=None, metavar="DECAY", help="also keep an EMA of the weights, e.g. 0.999")
-    s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (after Ctrl-C or a crash)")
+    s.add_argument("--save-every", type=_positive, default=100, metavar="K",
+                   help="write the checkpoint every K steps (default 100); an interruption loses at most K steps")
     s.add_argument("-n", type=_positive, default=64, help="samples in samples.png (default 64)")
     s.set_defaults(func=cmd_train)
 

@@ -48,7 +48,7 @@ def _cached(preset: str, budget: Budget, seed: int, steps: int):
 
 def train_preset(preset: str, budget: str | Budget | None = None, seed: int = 0, retrain: bool = False,
                  progress: bool = True, device=None, steps: int | None = None, out: str | Path | None = None,
-                 ema_decay: float | None = None, resume: bool = False):
+                 ema_decay: float | None = None, resume: bool = False, save_every: int = 200):
     """Return (model, history) for ``preset`` trained under ``budget`` (default: $COURSE_BUDGET).
 
     Reuses a finished run of the same preset, config, budget and seed unless ``retrain`` is set.
@@ -67,7 +67,7 @@ def train_preset(preset: str, budget: str | Budget | None = None, seed: int = 0,
     torch.manual_seed(seed)
     model = build(preset)
     history = train(model, load("train"), steps, seed=seed, device=device, progress=progress, preset=preset,
-                    checkpoint=d / "model.safetensors", resume=resume, ema_decay=ema_decay,
+                    checkpoint=d / "model.safetensors", resume=resume, ema_decay=ema_decay, save_every=save_every,
                     meta={"budget": budget.name})
     save_history(d / "history.json", history)
     return model.cpu(), history

@@ -159,6 +159,9 @@ def train(model: torch.nn.Module, data: FashionData, steps: int, *, lr: float = 
         m = header.get("meta", {})
         start_step = int(m.get("step", 0))
         history.losses = list(m.get("losses", []))[:start_step]
+        history.seconds = float(m.get("seconds", 0.0))
+        if start_step >= steps:
+            print(f"{checkpoint} already holds {start_step} steps (asked for {steps}); nothing to do.")
         gen = torch.Generator().manual_seed(seed + 7919 * start_step)  # a fresh but reproducible stream
         batches = Batches(data, batch_size, flip=True, seed=seed + 7919 * start_step)
     meta = dict(meta or {})
