@@ -228,8 +228,11 @@ def load_classifier(path: str | Path | None = None, device: str | torch.device =
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
     path = Path(path) if path is not None else CLASSIFIER_PATH
-    fix = f"Fix: regenerate it with `{REGENERATE}` (about 2-3 minutes on a CPU)" + \
-          (", or restore it with `git checkout -- checkpoints/`." if path == CLASSIFIER_PATH else f" --out {path}.")
+    if path == CLASSIFIER_PATH:
+        fix = (f"Fix: regenerate it with `{REGENERATE}` (2-3 minutes of CPU time), or restore it with "
+               "`git checkout -- checkpoints/`.")
+    else:
+        fix = f"Fix: regenerate it with `{REGENERATE} --out {path}` (2-3 minutes of CPU time)."
     if not path.is_file():
         raise CheckpointError(f"the metric classifier {path} is missing. {fix}")
     try:

@@ -174,6 +174,15 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_ablate(args) -> int:
+    from .ablation import ablate
+    result = ablate(args.budget, seeds=args.seeds, presets=args.presets or None, n=args.n, out=args.out,
+                    retrain=args.retrain)
+    print(result["table"])
+    print(f"wrote {result['out']}/results.json, table.md, losses.png, samples.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m course_utils",
                                 description="Optimizing a DDPM U-Net on Fashion-MNIST: the course's command line.")
@@ -225,6 +234,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", help="cpu | cuda | mps (default: best available)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("ablate", help="train and evaluate the ladder and the leave-one-out presets; write a table",
+                       description="Train every preset (or those named) for the same number of steps under a budget "
+                                   "and several seeds, evaluate each (FID/KID vs the real-vs-real floor, checkerboard), "
+                                   "and write results.json, table.md (mean and spread over seeds), losses.png and "
+                                   "samples.png to --out (default results/ablation/BUDGET).")
+    s.add_argument("presets", nargs="*", metavar="PRESET", help="presets to include (default: all)")
+    s.add_argument("--budget", help="ci | quick | full (default: $COURSE_BUDGET, else full on a GPU, quick on a CPU)")
+    s.add_argument("--seeds", type=_positive, default=2, help="seeds per preset (default 2)")
+    s.add_argument("-n", type=_positive, default=500, help="samples per evaluation (default 500)")
+    s.add_argument("--out", help="results folder")
+    s.add_argument("--retrain", action="store_true", help="train again even if a run of this budget exists")
+    s.set_defaults(func=cmd_ablate)
+
+    from .cli_eval import add_parsers
+    add_parsers(sub)
     return p
 
 

@@ -138,8 +138,9 @@ def test_static_figure_and_explorer_respond():
     assert "course-widget" in box._dom_classes
     assert "course-readout" in box.readout._dom_classes
     seen = {box.readout.value}
-    for name, value in [("size", 5), ("size", 6), ("p1", 3), ("p2", 3), ("channels", 2), ("colour", "pixel"),
-                        ("maxpool_input", "labelled"), ("show_maxpool", False), ("size", 4)]:
+    for name, value in [("size", 5), ("show_maxpool", False), ("maxpool_input", "labelled"), ("size", 6),
+                        ("p1", 3), ("p2", 3), ("channels", 2), ("colour", "pixel"), ("maxpool_input", "random"),
+                        ("show_maxpool", True), ("maxpool_input", "labelled"), ("size", 4), ("show_maxpool", False)]:
         box.controls[name].value = value
         assert box.readout.value not in seen, name
         seen.add(box.readout.value)

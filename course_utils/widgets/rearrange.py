@@ -116,6 +116,8 @@ def readout_text(data: dict, show_maxpool: bool = True) -> str:
              f"colour = {data['colour']}"]
     if not data["valid"]:
         lines.append("INVALID: " + data["message"])
+        lines.append(f"MaxPool panel: {'unavailable until the patch size fits' if show_maxpool else 'off'} "
+                     f"(input: {data['maxpool_input']})")
         return "\n".join(lines)
     oc, oh, ow = data["out_shape"]
     lines.append(f"output: {oc} channels x {oh} x {ow} = {oc * oh * ow} numbers (the same numbers, moved)")
@@ -128,10 +130,12 @@ def readout_text(data: dict, show_maxpool: bool = True) -> str:
     else:
         lines.append(f"equal to nn.PixelUnshuffle({p1}): {data['pixel_unshuffle']}")
     lines.append(f"inverse rearrange gives back the input exactly: {data['round_trip_exact']}")
+    m = data["maxpool"]
     if show_maxpool:
-        m = data["maxpool"]
         lines.append(f"MaxPool2d(({p1}, {p2})) on the {data['maxpool_input']} input keeps {m['kept']} of "
                      f"{data['n']} numbers ({100 * m['fraction']:.1f}%); the rest are gone for good")
+    else:
+        lines.append(f"MaxPool panel: off (input: {data['maxpool_input']})")
     return "\n".join(lines)
 
 

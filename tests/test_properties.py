@@ -1,0 +1,90 @@
+"""Property tests (hypothesis) for the pure functions: schedule, forward noising, rearrange, overlap maps,
+activations and the checkerboard score."""
+import numpy as np
+import torch
+from einops import rearrange
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_utils import activations, metrics, upsampling
+from course_utils.blocks import RearrangePool
+from course_utils.diffusion import Schedule
+
+FAST = settings(max_examples=40, deadline=None)
+
+
+@FAST
+@given(T=st.integers(2, 400), lo=st.floats(1e-5, 0.01), span=st.floats(0.0, 0.2))
+def test_schedule_is_monotone(T, lo, span):
+    s = Schedule(T=T, beta_start=lo, beta_end=min(lo + span, 0.5))
+    assert bool((s.betas[1:] >= s.betas[:-1]).all())
+    assert bool((s.alpha_bar[1:] < s.alpha_bar[:-1]).all())
+    assert bool((s.alpha_bar > 0).all()) and bool((s.alpha_bar < 1).all())
+    assert bool((s.beta_tilde <= s.betas + 1e-7).all())
+
+
+@FAST
+@given(t=st.integers(0, 149), value=st.floats(-1, 1), seed=st.integers(0, 2**16))
+def test_forward_noising_moments(t, value, seed):
+    s = Schedule()
+    g = torch.Generator().manual_seed(seed)
+    n = 20000
+    x0 = torch.full((n, 1, 1, 1), value)
+    xt = s.q_sample(x0, torch.full((n,), t), torch.randn(x0.shape, generator=g))
+    ab = float(s.alpha_bar[t])
+    sd = (1 - ab) ** 0.5
+    # 5 standard errors: fails by chance about once in 3 million draws
+    assert abs(float(xt.mean()) - ab ** 0.5 * value) < 5 * sd / n ** 0.5
+    assert abs(float(xt.std()) - sd) < 5 * sd / (2 * n) ** 0.5 + 1e-6
+
+
+@FAST
+@given(b=st.integers(1, 3), c=st.integers(1, 4), h=st.integers(1, 4), w=st.integers(1, 4),
+       p1=st.integers(1, 3), p2=st.integers(1, 3), seed=st.integers(0, 1000))
+def test_rearrange_round_trip_is_exact(b, c, h, w, p1, p2, seed):
+    x = torch.randn(b, c, h * p1, w * p2, generator=torch.Generator().manual_seed(seed))
+    y = rearrange(x, RearrangePool.pattern, p1=p1, p2=p2)
+    assert y.shape == (b, c * p1 * p2, h, w)
+    back = rearrange(y, "b (c p1 p2) h w -> b c (h p1) (w p2)", p1=p1, p2=p2)
+    assert torch.equal(back, x)
+    if p1 == p2:
+        assert torch.equal(y, torch.nn.PixelUnshuffle(p1)(x))
+
+
+@FAST
+@given(n=st.integers(2, 6), k=st.integers(1, 5), s=st.integers(1, 4), p=st.integers(0, 2), layers=st.integers(1, 2))
+def test_overlap_counting_matches_the_real_layer(n, k, s, p, layers):
+    if p >= k:
+        return
+    try:
+        counted = upsampling.overlap_map(n, k, s, p, 0, layers, method="count")
+    except Exception:
+        return  # invalid combination (rejected with a CourseError, tested elsewhere)
+    ran = upsampling.overlap_map(n, k, s, p, 0, layers, method="torch")
+    assert np.array_equal(counted, ran)
+    if k % s == 0:
+        assert upsampling.transposed_unevenness(k, s, layers) == 1.0  # even overlap in the interior
+
+
+@FAST
+@given(x=st.lists(st.floats(-8, 8), min_size=1, max_size=50))
+def test_activation_properties(x):
+    t = torch.tensor(x, dtype=torch.float64)
+    gelu, dgelu = activations.values_and_grads("gelu", t)
+    relu, drelu = activations.values_and_grads("relu", t)
+    assert bool((gelu <= relu + 1e-12).all())           # x * Phi(x) <= max(0, x)
+    assert bool((gelu >= -0.17 - 1e-4).all())            # GELU's minimum is about -0.1700
+    assert set(drelu.tolist()) <= {0.0, 1.0}
+    assert bool((dgelu <= 1.13).all()) and bool((dgelu >= -0.13).all())
+
+
+@FAST
+@given(seed=st.integers(0, 10**6), c=st.floats(-1, 1), a=st.floats(-1, 1), n=st.sampled_from([2, 4, 8, 16]))
+def test_checkerboard_score_properties(seed, c, a, n):
+    x = torch.rand(3, 1, n, n, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    base = metrics.checkerboard_score(x)
+    assert abs(metrics.checkerboard_score(x + c) - base) < 1e-5     # blind to brightness
+    assert abs(metrics.checkerboard_score(-x) - base) < 1e-6        # blind to sign
+    flat = torch.full((1, 1, n, n), c)
+    pattern = metrics.checker_pattern(n, n)[None, None]
+    assert abs(metrics.checkerboard_score(flat + a * pattern) - abs(a)) < 1e-5
