@@ -117,9 +117,10 @@ def explorer(names=("gelu", "relu"), lo: float = -4.0, hi: float = 3.0, timing_n
     x_max = W.FloatSlider(value=hi, min=0.25, max=8.0, step=0.25, description="x max", continuous_update=False)
     boxes = {k: W.Checkbox(value=k in names, description=A.LABELS[k], indent=False,
                            layout=W.Layout(width="auto")) for k in A.FUNCTIONS}
-    view = W.ToggleButtons(options=VIEWS, value=VIEWS[0], description="show")
+    view = W.ToggleButtons(options=VIEWS, value=VIEWS[0], description="show",
+                           style={"button_width": "170px"})
     highlight = W.Checkbox(value=True, description="mark where f' <= 0", indent=False)
-    measure = W.Button(description="measure GELU/ReLU time", icon="clock-o",
+    measure = W.Button(description="measure GELU/ReLU time", icon="clock-o", layout=W.Layout(width="240px"),
                        tooltip="forward+backward on a random tensor, median of repeats, on this machine")
     readout = W.HTML().add_class("course-readout")
     out = W.Output()

@@ -373,10 +373,12 @@ def _samples_panel(samples):
     sizes = [x.shape[0] for x in sets.values()]
     style = {"description_width": "initial"}
     boost = w.FloatSlider(value=0.0, min=0.0, max=0.3, step=0.01, description="add checkerboard of amplitude",
-                          continuous_update=False, readout_format=".2f", style=style)
+                          continuous_update=False, readout_format=".2f", style=style,
+                          layout=w.Layout(width="480px"))
     count = w.IntSlider(value=min(sizes), min=1, max=max(sizes), step=1, description="images used per set",
-                        continuous_update=False, style=style)
-    view = w.ToggleButtons(options=list(VIEWS), value=VIEWS[0], description="bottom row", style=style)
+                        continuous_update=False, style=style, layout=w.Layout(width="480px"))
+    view = w.ToggleButtons(options=list(VIEWS), value=VIEWS[0], description="bottom row",
+                           style={"description_width": "initial", "button_width": "170px"})
     readout = w.HTML().add_class("course-readout")
     out = w.Output()
 
