@@ -88,3 +88,44 @@ def test_checkerboard_score_properties(seed, c, a, n):
     flat = torch.full((1, 1, n, n), c)
     pattern = metrics.checker_pattern(n, n)[None, None]
     assert abs(metrics.checkerboard_score(flat + a * pattern) - abs(a)) < 1e-5
+
+
+# --- the widgets' compute functions ----------------------------------------------------------------------
+
+from course_utils.widgets import checkerboard as cb_widget  # noqa: E402
+from course_utils.widgets import rearrange as re_widget  # noqa: E402
+
+
+@FAST
+@given(size=st.integers(2, 8), channels=st.integers(1, 3), p1=st.integers(1, 3), p2=st.integers(1, 3),
+       seed=st.integers(0, 100))
+def test_rearrange_explorer_data(size, channels, p1, p2, seed):
+    d = re_widget.explorer_data(size, channels, p1, p2, maxpool_input="labelled", seed=seed)
+    assert d["valid"] == (size % p1 == 0 and size % p2 == 0)
+    if not d["valid"]:
+        assert "divisible" in d["message"]
+        return
+    assert d["round_trip_exact"] and np.array_equal(d["round_trip"], d["input"])
+    out = d["output"]
+    assert out.shape == (channels * p1 * p2, size // p1, size // p2)
+    # a bijection: every input label appears exactly once in the output
+    assert sorted(out.ravel().tolist()) == sorted(d["input"].ravel().tolist())
+    for k, i, j in [(0, 0, 0), (out.shape[0] - 1, out.shape[1] - 1, out.shape[2] - 1)]:
+        c, r, col = d["sources"][k, i, j]
+        assert d["input"][c, r, col] == out[k, i, j]
+    mp = d["maxpool"]
+    assert mp["kept"] == channels * (size // p1) * (size // p2)  # labels are distinct: exactly one survivor per window
+
+
+@FAST
+@given(k=st.integers(1, 6), s=st.integers(1, 3), p=st.integers(0, 2), layers=st.integers(1, 3))
+def test_checkerboard_explorer_data(k, s, p, layers):
+    d = cb_widget.overlap_data(k, s, p, layers)
+    if not d["ok"]:
+        assert d["error"]
+        return
+    assert np.array_equal(d["counts"], np.outer(d["profile"], d["profile"]))
+    assert d["divisible"] == (k % s == 0)
+    if k % s == 0:
+        assert d["unevenness"] == 1.0
+    assert d["resize_unevenness"] == 1.0

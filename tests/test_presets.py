@@ -1,0 +1,104 @@
+"""Every preset: its exact parameter count, its place on the ladder, shapes, and the blocks it is built from."""
+import pytest
+import torch
+from torch import nn
+
+import course_utils as cu
+from course_utils import blocks
+from course_utils.unet import BASELINE, IDEAS, LADDER, OPTIMIZED, PRESETS
+
+PARAMS = {
+    "baseline": 240_385, "upsample": 214_785, "wide": 1_166_657, "groupnorm": 1_166_657, "gelu": 1_166_657,
+    "rearrange": 1_904_513, "sinusoidal": 1_905_857, "residual": 1_942_913, "optimized": 1_979_777,
+    "no_upsampler": 2_102_657, "no_width": 404_721, "no_groupnorm": 1_979_777, "no_gelu": 1_979_777,
+    "no_rearrange": 1_241_921, "no_sinusoidal": 1_978_433, "no_residual": 1_942_721, "no_extra_skip": 1_942_913,
+}
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_param_count_and_shape(name):
+    m = cu.build(name)
+    assert cu.count_params(m) == PARAMS[name]
+    out = m(torch.randn(2, 1, 16, 16), torch.tensor([0, 149]))
+    assert out.shape == (2, 1, 16, 16) and torch.isfinite(out).all()
+
+
+def test_every_preset_is_listed():
+    assert set(PARAMS) == set(PRESETS)
+    assert LADDER[0] == "baseline" and LADDER[-1] == "optimized" and len(LADDER) >= 7
+
+
+def test_ladder_changes_one_idea_per_rung():
+    for prev, cur in zip(LADDER, LADDER[1:]):
+        a, b = PRESETS[prev].config.to_dict(), PRESETS[cur].config.to_dict()
+        changed = {k for k in a if a[k] != b[k]}
+        assert changed == set(IDEAS[PRESETS[cur].idea]), (prev, cur, changed)
+    assert PRESETS["baseline"].config == BASELINE and PRESETS["optimized"].config == OPTIMIZED
+
+
+def test_leave_one_out_reverts_exactly_one_idea():
+    for idea, fields in IDEAS.items():
+        cfg = PRESETS[f"no_{idea}"].config
+        for f in fields:
+            assert getattr(cfg, f) == getattr(BASELINE, f)
+        others = {k for k in OPTIMIZED.to_dict() if k not in fields and k not in ("groups", "groups_first")}
+        assert all(getattr(cfg, k) == getattr(OPTIMIZED, k) for k in others)
+
+
+def test_baseline_layers_match_the_original():
+    m = cu.build("baseline")
+    assert isinstance(m.down0[1], nn.BatchNorm2d) and isinstance(m.down0[2], nn.ReLU)
+    assert isinstance(m.down1[2], nn.MaxPool2d)
+    up = m.up1.model[0]
+    assert isinstance(up, nn.ConvTranspose2d) and (up.kernel_size, up.stride, up.padding, up.output_padding) == \
+        ((3, 3), (2, 2), (1, 1), (1, 1))
+    assert [l.out_features for l in m.dense_emb if isinstance(l, nn.Linear)] == [32, 32, 1024]
+    assert m.t_emb1[0].in_features == 1
+
+
+def test_optimized_layers_match_the_original():
+    m = cu.build("optimized")
+    assert isinstance(m.down0, blocks.ResidualConvBlock)
+    assert m.down0.conv1[1].num_groups == 8 and m.down1[0][1].num_groups == 32
+    assert isinstance(m.down1[2], blocks.RearrangePool) and m.down1[2].conv[0].in_channels == 256
+    up = m.up1.model[0]
+    assert (up.kernel_size, up.stride) == ((2, 2), (2, 2)) and len(m.up1.model) == 5
+    assert [l.out_features for l in m.dense_emb if isinstance(l, nn.Linear)] == [64, 64, 2048]
+    assert isinstance(m.time_features, blocks.SinusoidalEmbedding) and m.t_emb1[0].in_features == 8
+    assert m.out[0].in_channels == 128 and m.out[1].num_groups == 8
+
+
+def test_groupnorm_counts_groups_not_channels():
+    gn = blocks.make_norm("group", 64, 32)
+    assert gn.num_groups == 32  # 32 groups of 2 channels each
+    x = torch.arange(64.0).view(1, 64, 1, 1).expand(1, 64, 2, 2).contiguous()
+    y = gn(x)
+    # channels 0 and 1 form group 0: values 0 and 1 normalize to -1 and +1
+    assert torch.allclose(y[0, :2, 0, 0], torch.tensor([-1.0, 1.0]), atol=1e-3)
+
+
+@pytest.mark.parametrize("kind, expected", [("convT3", (8, 8)), ("convT2", (8, 8)), ("resize", (8, 8))])
+def test_upsamplers_double_the_resolution(kind, expected):
+    up = blocks.make_upsampler(kind, 4, 2)
+    assert up(torch.randn(1, 4, 4, 4)).shape[-2:] == expected
+
+
+def test_rearrange_pool_is_pixel_unshuffle_then_conv():
+    pool = blocks.RearrangePool(3, "group", 3, "gelu")
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(pool.rearrange(x), nn.PixelUnshuffle(2)(x))
+    assert pool(x).shape == (2, 3, 4, 4)
+
+
+def test_sinusoidal_embedding_has_no_parameters():
+    e = blocks.SinusoidalEmbedding(8)
+    assert sum(p.numel() for p in e.parameters()) == 0
+    out = e(torch.tensor([0.0, 0.5]))
+    assert out.shape == (2, 8) and torch.allclose(out[0], torch.tensor([0.0] * 4 + [1.0] * 4))
+
+
+def test_residual_block_is_x1_plus_f_x1():
+    b = blocks.ResidualConvBlock(1, 8, "group", 8, "gelu")
+    x = torch.randn(2, 1, 6, 6)
+    x1 = b.conv1(x)
+    assert torch.allclose(b(x), x1 + b.conv2(x1))
