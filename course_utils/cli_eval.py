@@ -4,22 +4,14 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shlex
 from pathlib import Path
 
+from .cli import _positive
 from .errors import CourseError
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {n}")
-    return n
 
 
 def cmd_train_classifier(args) -> int:

@@ -10,13 +10,7 @@ from course_utils.data import FashionData, load
 from course_utils.errors import CheckpointError, CourseError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a small, shared CPU two threads fight each other and run several times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_shapes_and_features_feed_the_head():

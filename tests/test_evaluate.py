@@ -15,13 +15,7 @@ KEYS = {"fid", "fid_floor", "kid", "kid_std", "kid_floor", "checkerboard", "chec
         "class_entropy", "dark_fraction", "dark_fraction_real", "n"}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a small, shared CPU two threads fight each other and run several times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_class_entropy_and_confidence_exact():

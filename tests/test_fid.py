@@ -10,13 +10,7 @@ from course_utils.fid import (fid_from_features, frechet_distance, gaussian_stat
                               mmd2_unbiased, polynomial_kernel, trace_sqrt_product)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a small, shared CPU two threads fight each other and run several times slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _gauss(n, mu, std, seed):
