@@ -28,7 +28,7 @@ def show_grid(images: torch.Tensor, title: str = "", nrow: int | None = None, ax
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=figsize)
-    ax.imshow(to_grid(images, nrow), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(to_grid(images, nrow).numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=10)
     ax.axis("off")
     return fig or ax.figure

@@ -1,0 +1,32 @@
+"""The ablation command at the ci budget: it trains, evaluates and writes its table and plots."""
+import json
+
+import pytest
+
+from course_utils.ablation import ablate, load_results, markdown_table, summarize
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_summarize_mean_and_spread():
+    runs = [{"preset": "a", "kind": "ladder", "params": 1, "steps": 5, "seed": s, "fid_floor": 1.0, "kid_floor": 0.0,
+             "checkerboard_real": 0.001, "fid": f, "kid": 0.1, "checkerboard": 0.01, "final_loss": 0.5,
+             "train_steps_per_s": 2.0, "confidence": 0.9} for s, f in [(0, 10.0), (1, 14.0)]]
+    row = summarize(runs)[0]
+    assert row["fid"] == 12.0 and abs(row["fid_spread"] - 2 ** 0.5 * 2) < 1e-12 and row["seeds"] == [0, 1]
+    table = markdown_table([row], "ci", 100)
+    assert "| a | ladder | 1 | 5 | 12.00 ± 2.83 |" in table and "Real-vs-real at the same n: FID 1.00" in table
+
+
+@pytest.mark.slow
+def test_ablate_writes_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path / "runs"))
+    result = ablate("ci", seeds=2, presets=["baseline"], n=32, out=tmp_path / "out", progress=False)
+    for f in ("results.json", "table.md", "losses.png", "samples.png"):
+        assert (tmp_path / "out" / f).is_file()
+    saved = load_results(folder=tmp_path / "out")
+    assert saved["steps"] == 6 and len(saved["runs"]) == 2 and saved["summary"][0]["preset"] == "baseline"
+    for key in ("fid", "fid_floor", "kid", "kid_floor", "checkerboard", "checkerboard_real"):
+        assert key in saved["runs"][0]
+    assert "± " in result["table"]
+    json.dumps(saved)
