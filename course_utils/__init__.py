@@ -3,7 +3,7 @@
 Notebooks import from here and show the real source of a block with ``inspect.getsource``.
 """
 from .errors import CheckpointError, CourseError, DatasetNotFound, TrainingDiverged
-from . import metrics
+from . import metrics  # noqa: F401  (cu.metrics in notebooks)
 from .unet import LADDER, PRESETS, UNet, UNetConfig, build, count_params, get_preset
 
 __all__ = ["CourseError", "DatasetNotFound", "CheckpointError", "TrainingDiverged", "UNet", "UNetConfig",

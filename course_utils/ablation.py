@@ -11,8 +11,6 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-
 from . import plotting
 from .checkpoints import atomic_write_text
 from .data import REPO_ROOT

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import time
@@ -81,8 +80,7 @@ def cmd_sample(args) -> int:
     from .checkpoints import load_checkpoint
     from .diffusion import sample
     from .runs import load_shipped, run_dir
-    from .train import get_budget
-    from .unet import build, get_preset
+    from .unet import get_preset
     get_preset(args.variant)
     if args.checkpoint:
         model, header = load_checkpoint(args.checkpoint, args.variant)

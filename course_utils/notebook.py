@@ -16,7 +16,7 @@ from .diffusion import sample
 from .metrics import checkerboard_score
 from .runs import load_shipped, train_preset
 from .train import get_budget, pick_device
-from .unet import build, count_params, get_preset
+from .unet import count_params
 
 
 def setup(seed: int = 0):

@@ -55,7 +55,7 @@ def plot_losses(histories: dict, window: int = 50, ax=None, logy: bool = True):
         sm = [sum(losses[max(0, i - w + 1): i + 1]) / (i + 1 - max(0, i - w + 1)) for i in range(len(losses))]
         ax.plot(range(1, len(losses) + 1), sm, label=f"{name} (last {w}: {sm[-1]:.4f})")
     ax.set_xlabel("training step")
-    ax.set_ylabel(f"MSE loss (moving mean)")
+    ax.set_ylabel("MSE loss (moving mean)")
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -6,7 +6,7 @@ optimized model (1,979,777 parameters); the ladder between them changes one idea
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn

@@ -272,6 +272,6 @@ def test_widgets_in_jupyterlab(notebook: Path, request):
         context.close()
         server.shutdown_kernels()
         times["total"] = time.monotonic() - t0
-        print(f"  timings (s): " + ", ".join(f"{k}={v:.1f}" for k, v in times.items()))
+        print("  timings (s): " + ", ".join(f"{k}={v:.1f}" for k, v in times.items()))
         if console:
             print(f"  browser console errors: {len(console)} (first: {console[0][:300]})")

@@ -1,5 +1,4 @@
 """One test per row of docs/bad_inputs.md, the kill-and-resume test, safe loading and determinism."""
-import gzip
 import os
 import re
 import signal

@@ -215,7 +215,7 @@ def _draw(fig, data: dict, show_maxpool: bool = True, numbers: bool | None = Non
 def _figsize(data: dict, show_maxpool: bool) -> tuple[float, float]:
     if not data["valid"]:
         return (max(6.0, 2.6 * data["channels"]), 3.8)
-    p1, p2 = data["p1"], data["p2"]
+    p2 = data["p2"]
     units = p2 + p2 + p2 + ((p2 + 1) if show_maxpool else 0)
     scale = 2.6 / max(p2, 1)
     return (min(16.0, 1.2 + scale * units * 1.05), min(12.0, 0.9 + 2.6 * data["channels"] * 1.02))
