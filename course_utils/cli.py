@@ -78,30 +78,15 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     from . import plotting
     from .checkpoints import load_checkpoint
+    from .cli_eval import find_checkpoint
     from .diffusion import sample
-    from .runs import load_shipped, run_dir
     from .unet import get_preset
     get_preset(args.variant)
-    if args.checkpoint:
-        model, header = load_checkpoint(args.checkpoint, args.variant)
-        where = args.checkpoint
-    else:
-        found = load_shipped(args.variant, args.variant)
-        candidates = [run_dir(args.variant, b, 0) / "model.safetensors" for b in ("full", "quick", "ci")]
-        if found is None:
-            for c in candidates:
-                if c.is_file():
-                    found, where = load_checkpoint(c, args.variant), str(c)
-                    break
-        else:
-            where = "the shipped checkpoint"
-        if found is None:
-            raise CourseError(f"no trained {args.variant!r} found (looked in checkpoints/ and runs/). Fix: "
-                              f"python -m course_utils train {args.variant}, or pass --checkpoint PATH.")
-        model, header = found
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise CourseError(f"--out must name a .png file, got {out}.")
+    where = args.checkpoint or find_checkpoint(args.variant)  # shipped checkpoint first, then the latest run
+    model, header = load_checkpoint(where, args.variant)
     images = sample(model, args.n, seed=args.seed, sigma=args.sigma, progress=True)
     plotting.save(plotting.show_grid(images, f"{args.variant} ({header.get('meta', {}).get('step', '?')} steps)"), out)
     print(f"wrote {args.n} samples of {args.variant} from {where} to {out}")
