@@ -2,11 +2,12 @@
 of steps under one budget and several seeds, then measured.
 
 ``python -m course_utils ablate`` writes ``results/ablation/<budget>/``: ``results.json`` (every run),
-``table.md`` (mean ± spread over seeds per preset), ``losses.png`` and ``samples.png``.
+``table.md`` (mean ± spread over seeds per preset), ``losses.png``, ``samples.png`` and ``summary.png``.
 """
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -20,11 +21,14 @@ from .unet import PRESETS, count_params, get_preset
 
 RESULTS_DIR = REPO_ROOT / "results" / "ablation"
 COLUMNS = [("fid", "FID", 2), ("kid", "KID", 4), ("checkerboard", "checkerboard", 4), ("final_loss", "final loss", 4),
-           ("train_steps_per_s", "train steps/s", 2), ("confidence", "confidence", 3)]
+           ("train_steps_per_s", "train steps/s", 2), ("sample_images_per_s", "sample img/s", 1),
+           ("confidence", "confidence", 3)]
 
 
 def _spread(values: list[float]) -> float:
-    return statistics.stdev(values) if len(values) > 1 else float("nan")
+    if len(values) < 2 or any(v != v for v in values):
+        return float("nan")
+    return statistics.stdev(values)
 
 
 def summarize(runs: list[dict]) -> list[dict]:
@@ -36,7 +40,7 @@ def summarize(runs: list[dict]) -> list[dict]:
                "seeds": [r["seed"] for r in mine], "fid_floor": mine[0]["fid_floor"],
                "checkerboard_real": mine[0]["checkerboard_real"], "kid_floor": mine[0]["kid_floor"]}
         for key, _, _ in COLUMNS:
-            vals = [float(r[key]) for r in mine]
+            vals = [float(r.get(key, float("nan"))) for r in mine]  # nan: a column older results lack
             row[key] = statistics.fmean(vals)
             row[key + "_spread"] = _spread(vals)
         rows.append(row)
@@ -54,10 +58,31 @@ def markdown_table(rows: list[dict], budget: str, n: int) -> str:
                    + " | ".join(cell(r, k, d) for k, _, d in COLUMNS) + " |\n" for r in rows)
     ref = rows[0] if rows else {}
     foot = (f"\nBudget `{budget}`; mean ± standard deviation over seeds {ref.get('seeds')}; FID and KID from {n} samples "
-            f"vs {n} test images. Real-vs-real at the same n: FID {ref.get('fid_floor', float('nan')):.2f}, "
+            f"vs {n} test images; sample img/s is sampling (150 steps) plus scoring, one process. Real-vs-real at the same n: FID {ref.get('fid_floor', float('nan')):.2f}, "
             f"KID {ref.get('kid_floor', float('nan')):.4f}; checkerboard of real images "
             f"{ref.get('checkerboard_real', float('nan')):.4f}.\n")
     return head + body + foot
+
+
+def _evaluate_cached(model, preset: str, budget: Budget, seed: int, n: int, clf, evaluate, retrain: bool):
+    """Evaluate a run, or reuse its saved evaluation if the run's checkpoint has not changed since."""
+    from .runs import run_dir
+    d = run_dir(preset, budget.name, seed)
+    ckpt, cache = d / "model.safetensors", d / f"eval-n{n}.json"
+    stamp = ckpt.stat().st_mtime_ns if ckpt.is_file() else None
+    if not retrain and stamp is not None and cache.is_file():
+        try:
+            saved = json.loads(cache.read_text())
+            if saved.get("checkpoint_mtime_ns") == stamp:
+                return saved["metrics"], saved["seconds"]
+        except (ValueError, KeyError):
+            pass
+    t1 = time.perf_counter()
+    metrics = evaluate(model, n=n, seed=seed, classifier=clf)
+    seconds = time.perf_counter() - t1
+    if stamp is not None:
+        atomic_write_text(cache, json.dumps({"checkpoint_mtime_ns": stamp, "seconds": seconds, "metrics": metrics}))
+    return metrics, seconds
 
 
 def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str] | None = None, n: int = 500,
@@ -80,10 +105,11 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
     for p in names:
         for seed in range(seeds):
             model, hist = train_preset(p, budget, seed=seed, retrain=retrain, steps=steps, progress=progress)
-            metrics = evaluate(model, n=n, seed=seed, classifier=clf)
+            metrics, eval_s = _evaluate_cached(model, p, budget, seed, n, clf, evaluate, retrain)
             runs.append({"preset": p, "kind": PRESETS[p].kind, "seed": seed, "params": count_params(model),
                          "steps": hist.steps, "final_loss": hist.final_loss(),
-                         "train_steps_per_s": hist.steps / max(hist.seconds, 1e-9), **metrics})
+                         "train_steps_per_s": hist.steps / max(hist.seconds, 1e-9),
+                         "sample_images_per_s": n / max(eval_s, 1e-9), "train_seconds": hist.seconds, **metrics})
             if seed == 0:
                 histories[p] = hist
                 from .diffusion import sample
@@ -99,7 +125,8 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
                                                         "summary": rows}, indent=1))
     atomic_write_text(out / "table.md", table)
     plotting.save(plotting.plot_losses(histories), out / "losses.png")
-    plotting.save(plotting.compare_grids(grids, nrow=4, size=2.2), out / "samples.png")
+    plotting.save(plotting.compare_grids(grids, nrow=4, size=2.2, cols=6), out / "samples.png")
+    plotting.save(plot_summary(rows), out / "summary.png")
     return {"rows": rows, "runs": runs, "table": table, "out": out}
 
 
@@ -110,3 +137,72 @@ def load_results(budget: str = "quick", folder: str | Path | None = None) -> dic
     if not f.is_file():
         return None
     return json.loads(f.read_text())
+
+
+def difference(a: dict, b: dict, key: str = "fid") -> dict:
+    """``b[key] - a[key]`` (two summary rows) with their combined seed spread and a rough verdict.
+
+    The verdict calls a difference *clear* when it exceeds twice the combined standard deviation
+    sqrt(sd_a^2 + sd_b^2); with two seeds per preset that spread is itself a rough estimate.
+    """
+    diff = b[key] - a[key]
+    sa, sb = a.get(key + "_spread", float("nan")), b.get(key + "_spread", float("nan"))
+    spread = math.sqrt((0 if sa != sa else sa) ** 2 + (0 if sb != sb else sb) ** 2)
+    clear = abs(diff) > 2 * spread
+    return {"diff": diff, "spread": spread, "clear": clear,
+            "verdict": ("lower" if diff < 0 else "higher") if clear else "within seed noise"}
+
+
+def ladder_steps(rows: list[dict], key: str = "fid") -> list[dict]:
+    """For each ladder rung after the first: the change of ``key`` from the rung before."""
+    by = {r["preset"]: r for r in rows}
+    ladder = [r for r in rows if r["kind"] == "ladder"]
+    out = []
+    for prev, cur in zip(ladder, ladder[1:]):
+        d = difference(prev, cur, key)
+        out.append({"from": prev["preset"], "to": cur["preset"], "idea": PRESETS[cur["preset"]].idea,
+                    "before": by[prev["preset"]][key], "after": cur[key], **d})
+    return out
+
+
+def leave_one_out(rows: list[dict], key: str = "fid", reference: str = "optimized") -> list[dict]:
+    """For each leave-one-out preset: ``key`` without the idea minus ``key`` of the full model.
+
+    A positive FID difference means the model is worse without the idea, i.e. the idea helps.
+    """
+    by = {r["preset"]: r for r in rows}
+    if reference not in by:
+        raise CourseError(f"the ablation has no {reference!r} row to compare the leave-one-out presets with.")
+    out = []
+    for r in rows:
+        if r["kind"] == "leave-one-out":
+            d = difference(by[reference], r, key)
+            out.append({"preset": r["preset"], "idea": PRESETS[r["preset"]].idea, "without": r[key],
+                        "with": by[reference][key], **d})
+    return sorted(out, key=lambda x: -x["diff"])
+
+
+def plot_summary(rows: list[dict]):
+    """Bar charts of FID (mean ± sd over seeds, floor dashed) and checkerboard / real per preset."""
+    import matplotlib.pyplot as plt
+    names = [r["preset"] for r in rows]
+    colors = ["tab:blue" if r["kind"] == "ladder" else "tab:orange" for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.8))
+    x = range(len(rows))
+    a1.bar(x, [r["fid"] for r in rows], yerr=[0 if r["fid_spread"] != r["fid_spread"] else r["fid_spread"]
+                                               for r in rows], color=colors, capsize=3)
+    a1.axhline(rows[0]["fid_floor"], ls="--", c="k", lw=1, label="real vs real (floor)")
+    a1.set_ylabel("Fashion-FID (lower is better)")
+    a1.legend(fontsize=8)
+    ratio = [r["checkerboard"] / r["checkerboard_real"] for r in rows]
+    a2.bar(x, ratio, color=colors)
+    a2.axhline(1, ls="--", c="k", lw=1, label="real images")
+    a2.axhline(2, ls=":", c="tab:red", lw=1, label="2x real")
+    a2.set_yscale("log")
+    a2.set_ylabel("checkerboard score / real images'")
+    a2.legend(fontsize=8)
+    for ax in (a1, a2):
+        ax.set_xticks(list(x), names, rotation=60, ha="right", fontsize=8)
+    a1.set_title("blue: ladder rungs, orange: optimized minus one idea", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -159,10 +159,23 @@ def cmd_bench(args) -> int:
 
 def cmd_ablate(args) -> int:
     from .ablation import ablate
-    result = ablate(args.budget, seeds=args.seeds, presets=args.presets or None, n=args.n, out=args.out,
+    budget = args.budget
+    if args.steps:
+        from .ship import ladder_budget
+        budget = ladder_budget(args.steps)
+    result = ablate(budget, seeds=args.seeds, presets=args.presets or None, n=args.n, out=args.out,
                     retrain=args.retrain)
     print(result["table"])
     print(f"wrote {result['out']}/results.json, table.md, losses.png, samples.png")
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from .ship import ship
+    command = "python -m course_utils ship " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["ship"] else \
+        "python -m course_utils ship"
+    ship(args.steps, args.seeds, args.n, args.final_steps, args.final_n, args.ema, args.checkpoints, args.results,
+         skip_final=args.skip_final, skip_ladder=args.skip_ladder, command=command.strip())
     return 0
 
 
@@ -225,11 +238,35 @@ def build_parser() -> argparse.ArgumentParser:
                                    "samples.png to --out (default results/ablation/BUDGET).")
     s.add_argument("presets", nargs="*", metavar="PRESET", help="presets to include (default: all)")
     s.add_argument("--budget", help="ci | quick | full (default: $COURSE_BUDGET, else full on a GPU, quick on a CPU)")
+    s.add_argument("--steps", type=_positive, help="train every preset for exactly STEPS steps (budget 'ladder', "
+                   "results/ablation/ladder; overrides --budget)")
     s.add_argument("--seeds", type=_positive, default=2, help="seeds per preset (default 2)")
     s.add_argument("-n", type=_positive, default=500, help="samples per evaluation (default 500)")
     s.add_argument("--out", help="results folder")
     s.add_argument("--retrain", action="store_true", help="train again even if a run of this budget exists")
     s.set_defaults(func=cmd_ablate)
+
+    from . import ship as sh
+    s = sub.add_parser(
+        "ship", help="regenerate everything shipped: the ablation, the equal-step ladder checkpoints, the final model",
+        description="Regenerate the shipped results and checkpoints: (1) the final optimized model "
+                    f"({sh.FINAL_STEPS} steps, EMA {sh.FINAL_EMA}) -> checkpoints/{sh.FINAL_NAME}.safetensors; "
+                    "(2) the ablation of every ladder and leave-one-out preset at the same number of steps "
+                    f"(default {sh.LADDER_STEPS}) and seeds (default {sh.SEEDS}) -> results/ablation/ladder/; "
+                    "(3) the seed-0 ladder runs as fp16 checkpoints/<preset>.safetensors with manifests. "
+                    "Finished runs in runs/ are reused, so an interrupted ship continues where it stopped. "
+                    "Measured on 2 CPU cores: see the README.")
+    s.add_argument("--steps", type=_positive, default=sh.LADDER_STEPS, help=f"steps per preset (default {sh.LADDER_STEPS})")
+    s.add_argument("--seeds", type=_positive, default=sh.SEEDS, help=f"ablation seeds (default {sh.SEEDS})")
+    s.add_argument("-n", type=_positive, default=sh.ABLATION_N, help=f"samples per ablation evaluation (default {sh.ABLATION_N})")
+    s.add_argument("--final-steps", type=_positive, default=sh.FINAL_STEPS, help=f"final model's steps (default {sh.FINAL_STEPS})")
+    s.add_argument("--final-n", type=_positive, default=sh.FINAL_N, help=f"final model's evaluation samples (default {sh.FINAL_N})")
+    s.add_argument("--ema", type=float, default=sh.FINAL_EMA, help=f"final model's EMA decay (default {sh.FINAL_EMA})")
+    s.add_argument("--skip-ladder", action="store_true", help="only the final model")
+    s.add_argument("--skip-final", action="store_true", help="only the ablation and ladder checkpoints")
+    s.add_argument("--checkpoints", metavar="DIR", help="where to write checkpoints (default checkpoints/)")
+    s.add_argument("--results", metavar="DIR", help="where to write the ablation (default results/ablation/ladder)")
+    s.set_defaults(func=cmd_ship)
 
     from .cli_eval import add_parsers
     add_parsers(sub)

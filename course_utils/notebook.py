@@ -71,6 +71,7 @@ def compare(presets: list[str], budget=None, retrain: bool = False, n: int | Non
 def shipped_samples(presets: list[str], n: int = 16, seed: int = 0, show: bool = True) -> dict:
     """Samples from the shipped checkpoints (checkpoints/PRESET.safetensors) of the presets that have one."""
     out = {}
+    cb_real = None
     for p in presets:
         found = load_shipped(p, p)
         if found is None:
@@ -78,7 +79,12 @@ def shipped_samples(presets: list[str], n: int = 16, seed: int = 0, show: bool =
                   f"python -m course_utils train {p}")
             continue
         model, header = found
-        out[f"{p} (shipped, {header['meta'].get('step', '?')} steps)"] = sample(model, n, seed=seed)
+        imgs = sample(model, n, seed=seed)
+        out[f"{p} (shipped, {header['meta'].get('step', '?')} steps)"] = imgs
+        cb_real = cb_real if cb_real is not None else checkerboard_score(load("test").images[:256])
+        cb = checkerboard_score(imgs)
+        print(f"{p} (shipped, {header['meta'].get('step', '?')} steps): checkerboard {cb:.4f} = {cb / cb_real:.1f}x "
+              f"real images' ({cb_real:.4f}); {n} samples")
     if show and out:
         from IPython.display import display
         import matplotlib.pyplot as plt

@@ -34,10 +34,16 @@ def show_grid(images: torch.Tensor, title: str = "", nrow: int | None = None, ax
     return fig or ax.figure
 
 
-def compare_grids(named: dict[str, torch.Tensor], nrow: int | None = None, size: float = 3.2):
-    fig, axes = plt.subplots(1, len(named), figsize=(size * len(named), size + 0.4), squeeze=False)
-    for ax, (name, imgs) in zip(axes[0], named.items()):
+def compare_grids(named: dict[str, torch.Tensor], nrow: int | None = None, size: float = 3.2,
+                  cols: int | None = None):
+    """One sample grid per name, side by side (wrapped after ``cols`` panels if given)."""
+    cols = min(cols or len(named), len(named))
+    rows = (len(named) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, (size + 0.4) * rows), squeeze=False)
+    for ax, (name, imgs) in zip(axes.flat, named.items()):
         show_grid(imgs, name, nrow, ax)
+    for ax in list(axes.flat)[len(named):]:
+        ax.axis("off")
     fig.tight_layout()
     return fig
 

@@ -101,6 +101,13 @@ class History:
         return sum(tail) / max(len(tail), 1)
 
 
+def check_ema(decay: float | None) -> None:
+    """An EMA decay must lie strictly between 0 and 1 (None: no EMA)."""
+    if decay is not None and not (isinstance(decay, (int, float)) and 0 < decay < 1):
+        raise CourseError(f"the EMA decay must lie strictly between 0 and 1 (e.g. 0.999), got {decay!r}. "
+                          "Fix: --ema 0.999, or leave --ema out for no EMA.")
+
+
 def diffusion_loss(model, x0, schedule: Schedule, gen: torch.Generator | None = None, labels=None,
                    p_uncond: float = 0.1) -> torch.Tensor:
     """MSE between the true noise and the model's prediction at a random step per image."""
@@ -137,6 +144,7 @@ def train(model: torch.nn.Module, data: FashionData, steps: int, *, lr: float = 
     """
     if steps < 0:
         raise CourseError(f"steps must be >= 0, got {steps}.")
+    check_ema(ema_decay)
     device = torch.device(device) if device is not None else pick_device()
     model.to(device).train()
     if data.images.device != device and device.type == "cuda":

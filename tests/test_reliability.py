@@ -181,6 +181,13 @@ def test_bad_config_image_size():
         cu.build("baseline", img_size=18)
 
 
+def test_bad_ema_decay(tmp_path):
+    assert_clean_error(cli("train", "baseline", "--steps", "1", "--ema", "1.5", "--out", str(tmp_path / "r")),
+                       r"EMA decay must lie strictly between 0 and 1 \(e.g. 0.999\), got 1.5.*Fix")
+    assert_clean_error(cli("ship", "--ema", "0"), "EMA decay must lie strictly between 0 and 1")
+    assert not (tmp_path / "r" / "model.safetensors").exists()
+
+
 def test_every_documented_row_has_a_test():
     doc = (ROOT / "docs" / "bad_inputs.md").read_text()
     rows = re.findall(r"^\| (\d+) \|.*\| `(test_\w+)` \|$", doc, flags=re.M)

@@ -1,0 +1,189 @@
+"""Regenerate everything the course ships: ``python -m course_utils ship``.
+
+1. The final optimized model: ``FINAL_STEPS`` steps (the original course's 5 epochs) with an exponential
+   moving average of the weights, evaluated on ``FINAL_N`` samples and exported (EMA weights) to
+   ``checkpoints/optimized-final.safetensors`` with its manifest.
+2. The ablation (``course_utils.ablation``): every ladder rung and every leave-one-out preset trained for
+   the same number of steps (``LADDER_STEPS``) under ``SEEDS`` seeds, each evaluated; the results go to
+   ``results/ablation/ladder/``.
+3. The equal-step ladder checkpoints: the seed-0 run of every ladder rung, exported as fp16 weights to
+   ``checkpoints/<preset>.safetensors`` with a manifest ``checkpoints/<preset>.json``.
+
+Every step reuses finished runs in ``runs/`` (and resumes the final model's checkpoint), so an
+interrupted ``ship`` continues where it stopped. The classifier has its own command
+(``train-classifier``) because every metric depends on it.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from pathlib import Path
+
+from .checkpoints import atomic_write_text, load_checkpoint, read_checkpoint, save_checkpoint
+from .errors import CourseError
+from .runs import CHECKPOINT_DIR, run_dir, runs_root
+from .train import STEPS_PER_EPOCH, Budget, History, check_ema
+from .unet import LADDER, PRESETS, count_params, get_preset
+
+LADDER_STEPS = 250      # every ladder and leave-one-out preset, every seed
+SEEDS = 2
+ABLATION_N = 256        # samples per ablation evaluation (FID floor printed beside)
+FINAL_STEPS = 5 * STEPS_PER_EPOCH  # 2,340: the original course's 5 epochs of 128 images
+FINAL_EMA = 0.999
+FINAL_N = 1000
+FINAL_NAME = "optimized-final"
+BATCH_SIZE = 128
+
+
+def ladder_budget(steps: int = LADDER_STEPS) -> Budget:
+    """The budget of the shipped ladder and ablation: the same ``steps`` for every preset."""
+    return Budget("ladder", steps, steps, 16, 1, f"every preset trained for the same {steps} steps")
+
+
+def final_dir() -> Path:
+    return runs_root() / "final-optimized"
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _relative(path: Path) -> str:
+    from .data import REPO_ROOT
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _history(folder: Path) -> History:
+    h = json.loads((folder / "history.json").read_text())
+    return History(losses=h["losses"], seconds=h["seconds"], steps=h["steps"])
+
+
+def export(src: Path, dest: Path, preset: str, manifest: dict, use_ema: bool = False) -> dict:
+    """Write ``src``'s weights (or its EMA) as fp16, weights only, to ``dest`` plus ``dest`` with .json."""
+    model, header = load_checkpoint(src, preset, use_ema=use_ema)
+    if use_ema and header.get("weights") != "ema":
+        raise CourseError(f"{src} has no EMA weights; train it with --ema (e.g. --ema {FINAL_EMA}).")
+    meta = header.get("meta", {})
+    save_checkpoint(dest, model, preset, half=True, step=meta.get("step"), budget=meta.get("budget"),
+                    seed=meta.get("seed"), weights=header.get("weights"), manifest=dest.with_suffix(".json").name)
+    manifest = {**manifest, "file": dest.name, "bytes": dest.stat().st_size, "dtype": "float16",
+                "weights": header.get("weights")}
+    atomic_write_text(dest.with_suffix(".json"), json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _base_manifest(preset: str, command: str) -> dict:
+    from .classifier import _git_commit, hardware
+    import torch
+    return {"preset": preset, "command": command, "git_commit": _git_commit(), "date": _now(),
+            "config": get_preset(preset).config.to_dict(), "batch_size": BATCH_SIZE,
+            "hardware": {**hardware(), "device": "cuda" if torch.cuda.is_available() else "cpu"}}
+
+
+def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION_N,
+                checkpoints: str | Path | None = None, results: str | Path | None = None,
+                command: str = "python -m course_utils ship", progress: bool = True,
+                presets: list[str] | None = None) -> dict:
+    """The ablation over every preset (or ``presets``), then the seed-0 ladder runs exported to ``checkpoints``."""
+    from .ablation import RESULTS_DIR, ablate
+    budget = ladder_budget(steps)
+    out = Path(results) if results else RESULTS_DIR / budget.name
+    names = presets or list(PRESETS)
+    res = ablate(budget, seeds=seeds, presets=names, n=n, out=out, progress=progress)
+    ckdir = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
+    manifests = {}
+    for p in [p for p in LADDER if p in names]:
+        run = next(r for r in res["runs"] if r["preset"] == p and r["seed"] == 0)
+        d = run_dir(p, budget.name, 0)
+        hist = _history(d)
+        metrics = {k: v for k, v in run.items() if k not in ("preset", "kind", "seed", "params", "steps")}
+        m = {**_base_manifest(p, command), "params": run["params"], "budget": budget.description,
+             "steps": hist.steps, "seed": 0, "wall_seconds": round(hist.seconds, 1),
+             "final_loss": round(hist.final_loss(), 5), "metrics": metrics,
+             "ablation": _relative(out)}
+        manifests[p] = export(d / "model.safetensors", ckdir / f"{p}.safetensors", p, m)
+        if progress:
+            print(f"shipped {ckdir / (p + '.safetensors')} ({manifests[p]['bytes'] / 1e6:.1f} MB)")
+    return {"ablation": res, "manifests": manifests}
+
+
+def train_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, folder: str | Path | None = None,
+                progress: bool = True):
+    """Train (or resume, or reuse) the final optimized model; returns (ema_model, history, folder)."""
+    from .runs import train_preset
+    d = Path(folder) if folder else final_dir()
+    ckpt = d / "model.safetensors"
+    budget = Budget("final", steps, steps, 64, 1, f"{steps} steps with an EMA ({ema}) of the weights")
+    if ckpt.is_file():
+        _, header = read_checkpoint(ckpt)
+        done = header.get("meta", {}).get("step", 0)
+        if header.get("preset") != "optimized":
+            raise CourseError(f"{ckpt} holds {header.get('preset')!r}, not the optimized preset. Fix: move it away.")
+        if done >= steps and (d / "history.json").is_file():
+            if progress:
+                print(f"final model: reusing {ckpt} ({done} steps)")
+            model, _ = load_checkpoint(ckpt, "optimized", use_ema=True)
+            return model, _history(d), d
+        if progress:
+            print(f"final model: resuming {ckpt} from step {done} of {steps}")
+        _, hist = train_preset("optimized", budget, out=d, steps=steps, ema_decay=ema, resume=True,
+                               progress=progress)
+    else:
+        _, hist = train_preset("optimized", budget, out=d, steps=steps, ema_decay=ema, progress=progress)
+    if hist.ema is None:
+        raise CourseError("the final model was trained without an EMA; this should not happen.")
+    return hist.ema.cpu().eval(), hist, d
+
+
+def ship_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, n: int = FINAL_N,
+               checkpoints: str | Path | None = None, folder: str | Path | None = None,
+               command: str = "python -m course_utils ship", progress: bool = True) -> dict:
+    """Train the final optimized model (EMA), evaluate it on ``n`` samples and export it."""
+    from .evaluate import evaluate
+    model, hist, d = train_final(steps, ema, folder, progress)
+    t0 = time.perf_counter()
+    metrics = evaluate(model, n=n, seed=0)
+    metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    ckdir = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
+    m = {**_base_manifest("optimized", command), "params": count_params(model),
+         "budget": f"{hist.steps} steps = {hist.steps / STEPS_PER_EPOCH:.1f} epochs of 60,000 images",
+         "steps": hist.steps, "seed": 0, "ema_decay": ema, "wall_seconds": round(hist.seconds, 1),
+         "final_loss": round(hist.final_loss(), 5), "metrics": metrics,
+         "fid_to_floor": round(metrics["fid"] / metrics["fid_floor"], 2),
+         "checkerboard_to_real": round(metrics["checkerboard"] / metrics["checkerboard_real"], 2)}
+    manifest = export(d / "model.safetensors", ckdir / f"{FINAL_NAME}.safetensors", "optimized", m, use_ema=True)
+    if progress:
+        print(f"shipped {ckdir / (FINAL_NAME + '.safetensors')}: FID {metrics['fid']:.2f} vs floor "
+              f"{metrics['fid_floor']:.2f} at n={n} (ratio {m['fid_to_floor']}), checkerboard "
+              f"{m['checkerboard_to_real']}x real")
+    return manifest
+
+
+def ship(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION_N, final_steps: int = FINAL_STEPS,
+         final_n: int = FINAL_N, ema: float = FINAL_EMA, checkpoints: str | Path | None = None,
+         results: str | Path | None = None, skip_final: bool = False, skip_ladder: bool = False,
+         command: str = "python -m course_utils ship", progress: bool = True,
+         presets: list[str] | None = None) -> dict:
+    """Everything: the ablation and ladder checkpoints, then the final model. Records the wall time."""
+    check_ema(ema)
+    t0 = time.perf_counter()
+    out: dict = {}
+    if not skip_final:
+        out["final"] = ship_final(final_steps, ema, final_n, checkpoints, None, command, progress)
+    if not skip_ladder:
+        out["ladder"] = ship_ladder(steps, seeds, n, checkpoints, results, command, progress, presets)
+    out["seconds"] = time.perf_counter() - t0
+    total = sum(p.stat().st_size for p in Path(checkpoints or CHECKPOINT_DIR).glob("*.safetensors"))
+    out["checkpoint_bytes"] = total
+    if progress:
+        print(f"done in {out['seconds'] / 60:.1f} min; checkpoints/ holds {total / 1e6:.1f} MB of weights")
+    return out
+
+
+def shipped_final_path() -> Path:
+    """``checkpoints/optimized-final.safetensors``: the final model's fp16 EMA weights."""
+    return CHECKPOINT_DIR / f"{FINAL_NAME}.safetensors"
