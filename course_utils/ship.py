@@ -144,10 +144,10 @@ def ship_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, n: int = FINAL_
                command: str = "python -m course_utils ship", progress: bool = True) -> dict:
     """Train the final optimized model (EMA), evaluate it on ``n`` samples and export it."""
     from .evaluate import evaluate
+    from .ablation import evaluate_run
     model, hist, d = train_final(steps, ema, folder, progress)
-    t0 = time.perf_counter()
-    metrics = evaluate(model, n=n, seed=0)
-    metrics["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    metrics, seconds = evaluate_run(model, d, n, 0, None, evaluate, name=f"eval-ema-n{n}-seed0.json")
+    metrics = {**metrics, "eval_seconds": round(seconds, 1)}
     ckdir = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
     m = {**_base_manifest("optimized", command), "params": count_params(model),
          "budget": f"{hist.steps} steps = {hist.steps / STEPS_PER_EPOCH:.1f} epochs of 60,000 images",

@@ -11,8 +11,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def test_summarize_mean_and_spread():
     runs = [{"preset": "a", "kind": "ladder", "params": 1, "steps": 5, "seed": s, "fid_floor": 1.0, "kid_floor": 0.0,
              "checkerboard_real": 0.001, "fid": f, "kid": 0.1, "checkerboard": 0.01, "final_loss": 0.5,
-             "train_steps_per_s": 2.0, "confidence": 0.9} for s, f in [(0, 10.0), (1, 14.0)]]
+             "train_steps_per_s": 2.0 + s, "confidence": 0.9} for s, f in [(0, 10.0), (1, 14.0)]]
     row = summarize(runs)[0]
+    assert row["train_steps_per_s"] == 3.0, "speeds: the best seed (a busy machine only slows a run down)"
     assert row["fid"] == 12.0 and abs(row["fid_spread"] - 2 ** 0.5 * 2) < 1e-12 and row["seeds"] == [0, 1]
     table = markdown_table([row], "ci", 100)
     assert "| a | ladder | 1 | 5 | 12.00 ± 2.83 |" in table and "Real-vs-real at the same n: FID 1.00" in table
