@@ -1,0 +1,63 @@
+"""The course's shape: numbered notebooks stored without outputs, each with a teacher's-answers file and
+exercises, each importing its model code from course_utils instead of pasting a copy."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_notebooks_are_numbered_without_gaps():
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 8
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_shape(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), "stored with outputs"
+    text = "".join("".join(c["source"]) for c in nb["cells"])
+    assert "nb.setup()" in "".join(code[0]["source"]), "the first code cell prints the budget and device"
+    assert "## Exercises" in text
+    assert not re.search(r"^\s*class \w+\(nn\.Module\)", text, re.M), "model code belongs in course_utils"
+    assert (ROOT / "answers" / f"{path.stem}.md").is_file(), f"answers/{path.stem}.md is missing"
+    assert any("NBVAL_CHECK_OUTPUT" in "".join(c["source"]) for c in code), "no checked output"
+
+
+def test_every_checked_cell_has_a_recorded_output():
+    from expected_outputs import digest, expected_path, is_checked
+    for path in NOTEBOOKS:
+        nb = json.loads(path.read_text())
+        saved = json.loads(expected_path(path).read_text())
+        for cell in nb["cells"]:
+            src = "".join(cell["source"])
+            if cell["cell_type"] == "code" and is_checked(src):
+                assert cell["id"] in saved, f"{path.name}: cell {cell['id']} has no recorded output"
+                assert saved[cell["id"]]["source_sha256"] == digest(src), f"{path.name}: cell {cell['id']} changed"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("printed, ok", [("1", True), ("2", False)])
+def test_checked_cells_are_really_compared(tmp_path, printed, ok):
+    """A checked cell whose output differs from the recorded one fails under nbval (and a matching one passes)."""
+    import os
+    import subprocess
+    import sys
+    folder = ROOT / "tests" / "artifacts" / f"probe_{printed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    nb = {"cells": [{"cell_type": "code", "id": "probe", "metadata": {}, "execution_count": None, "outputs": [],
+                     "source": f"# NBVAL_CHECK_OUTPUT\nprint({printed})"}],
+          "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    (folder / "probe.ipynb").write_text(json.dumps(nb))
+    from expected_outputs import digest
+    (tmp_path / "probe.json").write_text(json.dumps({"probe": {"cell": 0, "source_sha256": digest(nb["cells"][0]["source"]),
+                                                               "outputs": [{"output_type": "stream", "name": "stdout", "text": "1\n"}]}}))
+    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "probe.ipynb")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, COURSE_EXPECTED_DIR=str(tmp_path)))
+    assert (r.returncode == 0) == ok, r.stdout[-2000:]
