@@ -21,7 +21,7 @@ from .unet import PRESETS, count_params, get_preset
 
 RESULTS_DIR = REPO_ROOT / "results" / "ablation"
 COLUMNS = [("fid", "FID", 2), ("kid", "KID", 4), ("checkerboard", "checkerboard", 4), ("final_loss", "final loss", 4),
-           ("train_steps_per_s", "train steps/s (best)", 2), ("sample_images_per_s", "sample img/s (best)", 1),
+           ("train_steps_per_s", "train steps/s", 2), ("sample_images_per_s", "sample img/s", 1),
            ("confidence", "confidence", 3)]
 
 
@@ -36,7 +36,7 @@ def _spread(values: list[float]) -> float:
     return statistics.stdev(values)
 
 
-def summarize(runs: list[dict]) -> list[dict]:
+def summarize(runs: list[dict], speed: dict | None = None) -> list[dict]:
     """Group runs by preset: mean and standard deviation over seeds of every measured column (speeds: the best seed)."""
     rows = []
     for name in dict.fromkeys(r["preset"] for r in runs):
@@ -47,7 +47,10 @@ def summarize(runs: list[dict]) -> list[dict]:
                "same_network_as": mine[0].get("same_network_as")}
         for key, _, _ in COLUMNS:
             vals = [float(r.get(key, float("nan"))) for r in mine]  # nan: a column older results lack
-            if key in BEST_OF_SEEDS:
+            if key in BEST_OF_SEEDS and speed is not None:
+                got = {b["name"]: b for b in speed["presets"]}
+                row[key], row[key + "_spread"] = float(got[name][key]) if name in got else float("nan"), float("nan")
+            elif key in BEST_OF_SEEDS:
                 row[key], row[key + "_spread"] = (max(vals) if all(v == v for v in vals) else float("nan")), float("nan")
             else:
                 row[key] = statistics.fmean(vals)
@@ -56,7 +59,7 @@ def summarize(runs: list[dict]) -> list[dict]:
     return rows
 
 
-def markdown_table(rows: list[dict], budget: str, n: int) -> str:
+def markdown_table(rows: list[dict], budget: str, n: int, speed: dict | None = None) -> str:
     def cell(row, key, digits):
         s = row[key + "_spread"]
         return f"{row[key]:.{digits}f}" + ("" if s != s else f" ± {s:.{digits}f}")
@@ -69,7 +72,7 @@ def markdown_table(rows: list[dict], budget: str, n: int) -> str:
                    + " | ".join(cell(r, k, d) for k, _, d in COLUMNS) + " |\n" for r in rows)
     ref = rows[0] if rows else {}
     foot = (f"\nBudget `{budget}`; mean ± standard deviation over seeds {ref.get('seeds')}; FID and KID from {n} samples "
-            f"vs {n} test images; the speeds are the best of the seeds (other work on the machine only slows a run down); sample img/s is sampling (150 steps) plus scoring. Real-vs-real at the same n: FID {ref.get('fid_floor', float('nan')):.2f}, "
+            f"vs {n} test images; " + (f"the speeds are medians of {speed['presets'][0]['repeats']} repeats of a short benchmark on {speed['device']} with {speed['threads']} threads (train: batch 128; sampling: {speed['presets'][0]['sample_n']} images, 150 steps)." if speed and speed.get("presets") else "the speeds are the best of the seeds' training and evaluation runs (other work on the machine only slows a run down).") + f" Real-vs-real at the same n: FID {ref.get('fid_floor', float('nan')):.2f}, "
             f"KID {ref.get('kid_floor', float('nan')):.4f}; checkerboard of real images "
             f"{ref.get('checkerboard_real', float('nan')):.4f}.\n")
     return head + body + foot
@@ -102,8 +105,12 @@ def evaluate_run(model, d: Path, n: int, seed: int, clf, evaluate, retrain: bool
 
 
 def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str] | None = None, n: int = 500,
-           out: str | Path | None = None, retrain: bool = False, progress: bool = True) -> dict:
-    """Train (or reuse) and evaluate every preset for ``seeds`` seeds; write the results folder."""
+           out: str | Path | None = None, retrain: bool = False, progress: bool = True,
+           speed_check: bool = True) -> dict:
+    """Train (or reuse) and evaluate every preset for ``seeds`` seeds; write the results folder.
+
+    The speed columns come from a short benchmark of every preset at the end (medians of 3 repeats,
+    :func:`course_utils.bench.bench`), not from the training runs, which other work on the machine can slow."""
     from .evaluate import default_classifier, evaluate
     from .runs import train_preset
 
@@ -142,12 +149,14 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
             if progress:
                 print(f"{p} seed {seed}: FID {metrics['fid']:.2f} (floor {metrics['fid_floor']:.2f}), "
                       f"checkerboard {metrics['checkerboard']:.4f} (real {metrics['checkerboard_real']:.4f})")
-    rows = summarize(runs)
-    table = markdown_table(rows, budget.name, n)
+    from .bench import bench
+    speed = bench(names, repeats=3, steps=2, samples=8) if speed_check else None
+    rows = summarize(runs, speed)
+    table = markdown_table(rows, budget.name, n, speed)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "results.json", json.dumps({"budget": budget.name, "steps": steps, "seeds": seeds, "n": n,
                                                         "seconds": time.perf_counter() - t0, "runs": runs,
-                                                        "summary": rows}, indent=1))
+                                                        "bench": speed, "summary": rows}, indent=1))
     atomic_write_text(out / "table.md", table)
     plotting.save(plotting.plot_losses(histories), out / "losses.png")
     plotting.save(plotting.compare_grids(grids, nrow=4, size=2.2, cols=6), out / "samples.png")
@@ -231,3 +240,21 @@ def plot_summary(rows: list[dict]):
     a1.set_title("blue: ladder rungs, orange: optimized minus one idea", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def refresh(folder: str | Path, speed: dict | None = None) -> dict:
+    """Re-summarize a saved ablation without training or sampling again: measure the speeds anew (or take
+    ``speed``, a :func:`course_utils.bench.bench` result) and rewrite results.json, table.md and summary.png."""
+    from .bench import bench
+    folder = Path(folder)
+    res = load_results(folder=folder)
+    if res is None:
+        raise CourseError(f"no ablation results in {folder}. Fix: run python -m course_utils ablate first.")
+    names = list(dict.fromkeys(r["preset"] for r in res["runs"]))
+    speed = speed or bench(names, repeats=3, steps=2, samples=8)
+    rows = summarize(res["runs"], speed)
+    res.update(bench=speed, summary=rows)
+    atomic_write_text(folder / "results.json", json.dumps(res, indent=1))
+    atomic_write_text(folder / "table.md", markdown_table(rows, res["budget"], res["n"], speed))
+    plotting.save(plot_summary(rows), folder / "summary.png")
+    return res

@@ -94,62 +94,15 @@ def cmd_sample(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    import torch
-
-    from .data import Batches, load
-    from .diffusion import Schedule, sample
-    from .train import diffusion_loss, pick_device
-    from .unet import LADDER, build, count_params
-    device = pick_device(args.device)
-    names = args.variants or LADDER
-    data = load("train")
-    # data pipeline: one full epoch of batches with flips
-    batches = Batches(data.to(device), 128, seed=0)
-    t0 = time.perf_counter()
-    for _ in range(len(data) // 128):
-        next(batches)
-    data_epoch = time.perf_counter() - t0
-    rows = []
-    sched = Schedule()
-    for name in names:
-        model = build(name).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-        x, _ = next(batches)
-        x = x.to(device)
-
-        def step():
-            loss = diffusion_loss(model, x, sched)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        for _ in range(2):
-            step()
-        train_times = []
-        for _ in range(args.repeats):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t = time.perf_counter()
-            for _ in range(args.steps):
-                step()
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            train_times.append(args.steps / (time.perf_counter() - t))
-        sample_times = []
-        for r in range(max(1, args.repeats // 2)):
-            t = time.perf_counter()
-            sample(model, args.samples, seed=r, device=device)
-            sample_times.append(args.samples / (time.perf_counter() - t))
-        rows.append({"name": name, "params": count_params(model), "train_steps_per_s": statistics.median(train_times),
-                     "sample_images_per_s": statistics.median(sample_times), "repeats": args.repeats,
-                     "batch": 128, "sample_n": args.samples, "T": sched.T})
-    result = {"device": str(device), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "data_seconds_per_epoch": data_epoch, "presets": rows}
+    from .bench import bench
+    result = bench(args.variants or None, repeats=args.repeats, steps=args.steps, samples=args.samples,
+                   device=args.device)
+    rows = result["presets"]
     if args.json:
         print(json.dumps(result, indent=1))
     else:
-        print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; data pipeline "
-              f"{data_epoch:.3f} s per epoch (468 batches of 128 with flips)")
+        print(f"device {result['device']}, torch {result['torch']}, {result['threads']} threads; data pipeline "
+              f"{result['data_seconds_per_epoch']:.3f} s per epoch (468 batches of 128 with flips)")
         print(f"{'preset':<12} {'params':>10} {'train steps/s':>14} {'s/step':>7} {'sample img/s':>13}   (medians of {args.repeats})")
         for r in rows:
             print(f"{r['name']:<12} {r['params']:>10,} {r['train_steps_per_s']:>14.2f} {1 / r['train_steps_per_s']:>7.3f} "

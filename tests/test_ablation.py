@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from course_utils.ablation import ablate, load_results, markdown_table, summarize
+from course_utils.ablation import ablate, load_results, markdown_table, refresh, summarize
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -31,3 +31,16 @@ def test_ablate_writes_results(tmp_path, monkeypatch):
         assert key in saved["runs"][0]
     assert "± " in result["table"]
     json.dumps(saved)
+    # the speed columns come from the benchmark, and refresh() re-summarizes without training or sampling
+    assert saved["bench"]["presets"][0]["name"] == "baseline"
+    assert saved["summary"][0]["train_steps_per_s"] == saved["bench"]["presets"][0]["train_steps_per_s"]
+    again = refresh(tmp_path / "out", speed=saved["bench"])
+    assert json.dumps(again["summary"]) == json.dumps(saved["summary"])  # (NaN spreads: compare as text)
+    assert "medians of 3 repeats" in (tmp_path / "out" / "table.md").read_text()
+
+
+def test_bench_measures_every_preset_asked_for():
+    from course_utils.bench import bench
+    r = bench(["baseline", "no_width"], repeats=1, steps=1, samples=2)
+    assert [p["name"] for p in r["presets"]] == ["baseline", "no_width"]
+    assert all(p["train_steps_per_s"] > 0 and p["sample_images_per_s"] > 0 for p in r["presets"])
