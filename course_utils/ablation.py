@@ -78,12 +78,6 @@ def markdown_table(rows: list[dict], budget: str, n: int, speed: dict | None = N
     return head + body + foot
 
 
-def _evaluate_cached(model, preset: str, budget: Budget, seed: int, n: int, clf, evaluate, retrain: bool):
-    """Evaluate a run, or reuse its saved evaluation if the run's checkpoint has not changed since."""
-    from .runs import run_dir
-    return evaluate_run(model, run_dir(preset, budget.name, seed), n, seed, clf, evaluate, retrain)
-
-
 def evaluate_run(model, d: Path, n: int, seed: int, clf, evaluate, retrain: bool = False, name: str | None = None):
     """(metrics, seconds) of the model saved in run folder ``d``, evaluated on n samples drawn with ``seed``;
     cached in ``d/<name>`` (default ``eval-n<n>.json``) for as long as ``d/model.safetensors`` is unchanged."""
@@ -112,7 +106,7 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
     The speed columns come from a short benchmark of every preset at the end (medians of 3 repeats,
     :func:`course_utils.bench.bench`), not from the training runs, which other work on the machine can slow."""
     from .evaluate import default_classifier, evaluate
-    from .runs import train_preset
+    from .runs import run_dir, train_preset
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
     if seeds < 1:
@@ -137,7 +131,7 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
             continue
         for seed in range(seeds):
             model, hist = train_preset(p, budget, seed=seed, retrain=retrain, steps=steps, progress=progress)
-            metrics, eval_s = _evaluate_cached(model, p, budget, seed, n, clf, evaluate, retrain)
+            metrics, eval_s = evaluate_run(model, run_dir(p, budget.name, seed), n, seed, clf, evaluate, retrain)
             runs.append({"preset": p, "kind": PRESETS[p].kind, "seed": seed, "params": count_params(model),
                          "steps": hist.steps, "final_loss": hist.final_loss(),
                          "train_steps_per_s": hist.steps / max(hist.seconds, 1e-9),

@@ -7,7 +7,6 @@ Shipped, longer-trained checkpoints live in ``checkpoints/`` (see :func:`load_sh
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -15,7 +14,7 @@ import torch
 from .checkpoints import load_checkpoint, read_checkpoint
 from .data import REPO_ROOT, load
 from .errors import CheckpointError
-from .train import Budget, History, get_budget, save_history, train
+from .train import Budget, get_budget, load_history, save_history, train
 from .unet import build, get_preset
 
 CHECKPOINT_DIR = REPO_ROOT / "checkpoints"
@@ -40,8 +39,7 @@ def _cached(preset: str, budget: Budget, seed: int, steps: int):
         if header.get("config") != get_preset(preset).config.to_dict() or header["meta"].get("step") != steps:
             return None
         model, _ = load_checkpoint(ckpt, preset)
-        h = json.loads(hist.read_text())
-        return model, History(losses=h["losses"], seconds=h["seconds"], steps=h["steps"])
+        return model, load_history(hist)
     except (CheckpointError, KeyError, ValueError):
         return None
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from .checkpoints import atomic_write_text, load_checkpoint, read_checkpoint, save_checkpoint
 from .errors import CourseError
 from .runs import CHECKPOINT_DIR, run_dir, runs_root
-from .train import STEPS_PER_EPOCH, Budget, History, check_ema
+from .train import STEPS_PER_EPOCH, Budget, check_ema, load_history
 from .unet import LADDER, PRESETS, count_params, get_preset
 
 LADDER_STEPS = 250      # every ladder and leave-one-out preset, every seed
@@ -55,11 +55,6 @@ def _relative(path: Path) -> str:
         return str(path.resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
-
-
-def _history(folder: Path) -> History:
-    h = json.loads((folder / "history.json").read_text())
-    return History(losses=h["losses"], seconds=h["seconds"], steps=h["steps"])
 
 
 def export(src: Path, dest: Path, preset: str, manifest: dict, use_ema: bool = False) -> dict:
@@ -99,7 +94,7 @@ def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION
     for p in [p for p in LADDER if p in names]:
         run = next(r for r in res["runs"] if r["preset"] == p and r["seed"] == 0)
         d = run_dir(p, budget.name, 0)
-        hist = _history(d)
+        hist = load_history(d / "history.json")
         metrics = {k: v for k, v in run.items() if k not in ("preset", "kind", "seed", "params", "steps")}
         m = {**_base_manifest(p, command), "params": run["params"], "budget": budget.description,
              "steps": hist.steps, "seed": 0, "wall_seconds": round(hist.seconds, 1),
@@ -127,7 +122,7 @@ def train_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, folder: str | 
             if progress:
                 print(f"final model: reusing {ckpt} ({done} steps)")
             model, _ = load_checkpoint(ckpt, "optimized", use_ema=True)
-            return model, _history(d), d
+            return model, load_history(d / "history.json"), d
         if progress:
             print(f"final model: resuming {ckpt} from step {done} of {steps}")
         _, hist = train_preset("optimized", budget, out=d, steps=steps, ema_decay=ema, resume=True,

@@ -217,6 +217,13 @@ def train(model: torch.nn.Module, data: FashionData, steps: int, *, lr: float = 
     return history
 
 
+def load_history(path: str | Path) -> History:
+    """The loss history written by :func:`save_history`."""
+    import json
+    h = json.loads(Path(path).read_text())
+    return History(losses=h["losses"], seconds=h["seconds"], steps=h["steps"])
+
+
 def save_history(path: str | Path, history: History) -> None:
     import json
     atomic_write_text(path, json.dumps({"losses": history.losses, "seconds": history.seconds,
