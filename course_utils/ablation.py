@@ -28,6 +28,8 @@ COLUMNS = [("fid", "FID", 2), ("kid", "KID", 4), ("checkerboard", "checkerboard"
 # Speeds are summarized by the best seed, not the mean: other work on a shared machine only ever slows a run down,
 # so the fastest of the repeats is the least disturbed measurement (the reason timeit reports the minimum time).
 BEST_OF_SEEDS = {"train_steps_per_s", "sample_images_per_s"}
+# the benchmark behind the speed columns: 5 rounds over all presets, 3 training steps and 8 samples per preset and round
+SPEED_CHECK = {"repeats": 5, "steps": 3, "samples": 8}
 
 
 def _spread(values: list[float]) -> float:
@@ -72,7 +74,7 @@ def markdown_table(rows: list[dict], budget: str, n: int, speed: dict | None = N
                    + " | ".join(cell(r, k, d) for k, _, d in COLUMNS) + " |\n" for r in rows)
     ref = rows[0] if rows else {}
     foot = (f"\nBudget `{budget}`; mean ± standard deviation over seeds {ref.get('seeds')}; FID and KID from {n} samples "
-            f"vs {n} test images; " + (f"the speeds are medians of {speed['presets'][0]['repeats']} repeats of a short benchmark on {speed['device']} with {speed['threads']} threads (train: batch 128; sampling: {speed['presets'][0]['sample_n']} images, 150 steps)." if speed and speed.get("presets") else "the speeds are the best of the seeds' training and evaluation runs (other work on the machine only slows a run down).") + f" Real-vs-real at the same n: FID {ref.get('fid_floor', float('nan')):.2f}, "
+            f"vs {n} test images; " + (f"the speeds are medians of {speed['presets'][0]['repeats']} rounds of a short benchmark that goes round all presets, on {speed['device']} with {speed['threads']} threads (train: batch 128; sampling: {speed['presets'][0]['sample_n']} images, 150 steps)." if speed and speed.get("presets") else "the speeds are the best of the seeds' training and evaluation runs (other work on the machine only slows a run down).") + f" Real-vs-real at the same n: FID {ref.get('fid_floor', float('nan')):.2f}, "
             f"KID {ref.get('kid_floor', float('nan')):.4f}; checkerboard of real images "
             f"{ref.get('checkerboard_real', float('nan')):.4f}.\n")
     return head + body + foot
@@ -103,7 +105,7 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
            speed_check: bool = True) -> dict:
     """Train (or reuse) and evaluate every preset for ``seeds`` seeds; write the results folder.
 
-    The speed columns come from a short benchmark of every preset at the end (medians of 3 repeats,
+    The speed columns come from a short benchmark of every preset at the end (medians of 5 rounds,
     :func:`course_utils.bench.bench`), not from the training runs, which other work on the machine can slow."""
     from .evaluate import default_classifier, evaluate
     from .runs import run_dir, train_preset
@@ -144,7 +146,7 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
                 print(f"{p} seed {seed}: FID {metrics['fid']:.2f} (floor {metrics['fid_floor']:.2f}), "
                       f"checkerboard {metrics['checkerboard']:.4f} (real {metrics['checkerboard_real']:.4f})")
     from .bench import bench
-    speed = bench(names, repeats=3, steps=2, samples=8) if speed_check else None
+    speed = bench(names, **SPEED_CHECK) if speed_check else None
     rows = summarize(runs, speed)
     table = markdown_table(rows, budget.name, n, speed)
     out.mkdir(parents=True, exist_ok=True)
@@ -245,7 +247,7 @@ def refresh(folder: str | Path, speed: dict | None = None) -> dict:
     if res is None:
         raise CourseError(f"no ablation results in {folder}. Fix: run python -m course_utils ablate first.")
     names = list(dict.fromkeys(r["preset"] for r in res["runs"]))
-    speed = speed or bench(names, repeats=3, steps=2, samples=8)
+    speed = speed or bench(names, **SPEED_CHECK)
     rows = summarize(res["runs"], speed)
     res.update(bench=speed, summary=rows)
     atomic_write_text(folder / "results.json", json.dumps(res, indent=1))

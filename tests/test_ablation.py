@@ -36,11 +36,16 @@ def test_ablate_writes_results(tmp_path, monkeypatch):
     assert saved["summary"][0]["train_steps_per_s"] == saved["bench"]["presets"][0]["train_steps_per_s"]
     again = refresh(tmp_path / "out", speed=saved["bench"])
     assert json.dumps(again["summary"]) == json.dumps(saved["summary"])  # (NaN spreads: compare as text)
-    assert "medians of 3 repeats" in (tmp_path / "out" / "table.md").read_text()
+    assert "medians of 5 rounds" in (tmp_path / "out" / "table.md").read_text()
 
 
 def test_bench_measures_every_preset_asked_for():
     from course_utils.bench import bench
-    r = bench(["baseline", "no_width"], repeats=1, steps=1, samples=2)
-    assert [p["name"] for p in r["presets"]] == ["baseline", "no_width"]
+    r = bench(["baseline", "no_width", "residual", "no_extra_skip"], repeats=2, steps=1, samples=2)
+    assert [p["name"] for p in r["presets"]] == ["baseline", "no_width", "residual", "no_extra_skip"]
     assert all(p["train_steps_per_s"] > 0 and p["sample_images_per_s"] > 0 for p in r["presets"])
+    # the same network is measured once, so two names for it cannot get two different speeds
+    same, twin = r["presets"][2], r["presets"][3]
+    assert twin["same_network_as"] == "residual" and "same_network_as" not in same
+    assert twin["train_steps_per_s"] == same["train_steps_per_s"] and twin["params"] == same["params"]
+    assert r["presets"][0]["train_steps_per_s"] > same["train_steps_per_s"]  # 240k parameters vs 1.9M: several times faster

@@ -12,7 +12,7 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 def test_notebooks_are_numbered_without_gaps():
     numbers = [int(p.name[:2]) for p in NOTEBOOKS]
-    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 7
+    assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) >= 8
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -45,6 +45,7 @@ def test_every_checked_cell_has_a_recorded_output():
 def test_checked_cells_are_really_compared(tmp_path, printed, ok):
     """A checked cell whose output differs from the recorded one fails under nbval (and a matching one passes)."""
     import os
+    import shutil
     import subprocess
     import sys
     folder = ROOT / "tests" / "artifacts" / f"probe_{printed}"
@@ -57,7 +58,10 @@ def test_checked_cells_are_really_compared(tmp_path, printed, ok):
     from expected_outputs import digest
     (tmp_path / "probe.json").write_text(json.dumps({"probe": {"cell": 0, "source_sha256": digest(nb["cells"][0]["source"]),
                                                                "outputs": [{"output_type": "stream", "name": "stdout", "text": "1\n"}]}}))
-    r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "probe.ipynb")],
-                       cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env=dict(os.environ, COURSE_EXPECTED_DIR=str(tmp_path)))
+    try:
+        r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "probe.ipynb")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=300,
+                           env=dict(os.environ, COURSE_EXPECTED_DIR=str(tmp_path)))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     assert (r.returncode == 0) == ok, r.stdout[-2000:]
