@@ -154,7 +154,7 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
                                                         "seconds": time.perf_counter() - t0, "runs": runs,
                                                         "bench": speed, "summary": rows}, indent=1))
     atomic_write_text(out / "table.md", table)
-    plotting.save(plotting.plot_losses(histories), out / "losses.png")
+    plotting.save(plot_loss_panels(histories), out / "losses.png")
     plotting.save(plotting.compare_grids(grids, nrow=4, size=2.2, cols=6), out / "samples.png")
     plotting.save(plot_summary(rows), out / "summary.png")
     return {"rows": rows, "runs": runs, "table": table, "out": out}
@@ -210,6 +210,21 @@ def leave_one_out(rows: list[dict], key: str = "fid", reference: str = "optimize
             out.append({"preset": r["preset"], "idea": PRESETS[r["preset"]].idea, "without": r[key],
                         "with": by[reference][key], **d})
     return sorted(out, key=lambda x: -x["diff"])
+
+
+def plot_loss_panels(histories: dict, reference: str = "optimized"):
+    """Seed 0's loss curves: the ladder rungs on the left, the leave-one-out presets (and ``reference``) on the right."""
+    import matplotlib.pyplot as plt
+    ladder = {p: h for p, h in histories.items() if PRESETS[p].kind == "ladder"}
+    loo = {p: h for p, h in histories.items() if PRESETS[p].kind != "ladder"}
+    if reference in histories and loo:
+        loo = {reference: histories[reference], **loo}
+    panels = [(t, h) for t, h in (("ladder rungs", ladder), ("leave one out", loo)) if h]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 3.8), squeeze=False, sharey=True)
+    for ax, (title, hs) in zip(axes[0], panels):
+        plotting.plot_losses(hs, ax=ax, title=f"{title} (seed 0)")
+    fig.tight_layout()
+    return fig
 
 
 def plot_summary(rows: list[dict]):

@@ -48,24 +48,48 @@ def compare_grids(named: dict[str, torch.Tensor], nrow: int | None = None, size:
     return fig
 
 
-def plot_losses(histories: dict, window: int = 50, ax=None, logy: bool = True):
-    """Overlay smoothed loss curves; values are History objects or lists of losses."""
+def smooth(losses: list[float], window: int = 50) -> list[float]:
+    """Exponential moving average with span ``window``, bias-corrected so the first values are not pulled to 0.
+
+    Unlike a trailing mean of the last ``window`` values it has no cliff when the (large) first losses leave the
+    window: every value's weight fades smoothly."""
+    alpha, acc, norm, out = 2 / (window + 1), 0.0, 0.0, []
+    for v in losses:
+        acc = (1 - alpha) * acc + alpha * v
+        norm = (1 - alpha) * norm + alpha
+        out.append(acc / norm)
+    return out
+
+
+def plot_losses(histories: dict, window: int = 50, ax=None, logy: bool = True, title: str | None = None):
+    """Overlay smoothed loss curves; values are History objects or lists of losses.
+
+    The legend gives each run's mean loss over its last ``window`` steps (what the tables call final loss)."""
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-    for name, h in histories.items():
+        fig, ax = plt.subplots(figsize=(6, 3.5) if len(histories) <= 6 else (8.5, 3.8))
+    colors = plt.get_cmap("tab10" if len(histories) <= 10 else "tab20").colors
+    for k, (name, h) in enumerate(histories.items()):
         losses = h.losses if hasattr(h, "losses") else list(h)
         if not losses:
             continue
         w = max(1, min(window, len(losses) // 5 or 1))
-        sm = [sum(losses[max(0, i - w + 1): i + 1]) / (i + 1 - max(0, i - w + 1)) for i in range(len(losses))]
-        ax.plot(range(1, len(losses) + 1), sm, label=f"{name} (last {w}: {sm[-1]:.4f})")
+        last = sum(losses[-w:]) / len(losses[-w:])
+        ax.plot(range(1, len(losses) + 1), smooth(losses, w), color=colors[k % len(colors)],
+                label=f"{name} (last {w}: {last:.4f})")
     ax.set_xlabel("training step")
-    ax.set_ylabel("MSE loss (moving mean)")
+    ax.set_ylabel("MSE loss (smoothed)")
     if logy:
         ax.set_yscale("log")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    if len(histories) <= 6:
+        ax.legend(fontsize=8)
+    else:  # many curves: the legend beside the plot, not over it
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    if fig is not None:
+        fig.tight_layout()
     return fig or ax.figure
 
 

@@ -87,15 +87,6 @@ class History:
     steps: int = 0
     ema: torch.nn.Module | None = None
 
-    def smoothed(self, window: int = 50) -> list[float]:
-        out, acc = [], 0.0
-        for i, v in enumerate(self.losses):
-            acc += v
-            if i >= window:
-                acc -= self.losses[i - window]
-            out.append(acc / min(i + 1, window))
-        return out
-
     def final_loss(self, window: int = 50) -> float:
         tail = self.losses[-window:]
         return sum(tail) / max(len(tail), 1)
