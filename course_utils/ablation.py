@@ -17,7 +17,7 @@ from .checkpoints import atomic_write_text
 from .data import REPO_ROOT
 from .errors import CourseError
 from .train import Budget, get_budget
-from .unet import PRESETS, count_params, get_preset
+from .unet import PRESETS, count_params, get_preset, same_network
 
 RESULTS_DIR = REPO_ROOT / "results" / "ablation"
 COLUMNS = [("fid", "FID", 2), ("kid", "KID", 4), ("checkerboard", "checkerboard", 4), ("final_loss", "final loss", 4),
@@ -41,6 +41,7 @@ def _spread(values: list[float]) -> float:
 def summarize(runs: list[dict], speed: dict | None = None) -> list[dict]:
     """Group runs by preset: mean and standard deviation over seeds of every measured column (speeds: the best seed)."""
     rows = []
+    measured = {b["name"]: b for b in speed["presets"]} if speed is not None else {}
     for name in dict.fromkeys(r["preset"] for r in runs):
         mine = [r for r in runs if r["preset"] == name]
         row = {"preset": name, "kind": mine[0]["kind"], "params": mine[0]["params"], "steps": mine[0]["steps"],
@@ -50,8 +51,8 @@ def summarize(runs: list[dict], speed: dict | None = None) -> list[dict]:
         for key, _, _ in COLUMNS:
             vals = [float(r.get(key, float("nan"))) for r in mine]  # nan: a column older results lack
             if key in BEST_OF_SEEDS and speed is not None:
-                got = {b["name"]: b for b in speed["presets"]}
-                row[key], row[key + "_spread"] = float(got[name][key]) if name in got else float("nan"), float("nan")
+                row[key] = float(measured[name][key]) if name in measured else float("nan")
+                row[key + "_spread"] = float("nan")
             elif key in BEST_OF_SEEDS:
                 row[key], row[key + "_spread"] = (max(vals) if all(v == v for v in vals) else float("nan")), float("nan")
             else:
@@ -121,9 +122,9 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
     clf = default_classifier()
     runs, histories, grids = [], {}, {}
     t0 = time.perf_counter()
-    first_of: dict = {}  # config -> the first preset with it (no_extra_skip is the same network as residual)
+    twins = same_network(names)  # no_extra_skip is the same network as residual
     for p in names:
-        twin = first_of.setdefault(json.dumps(PRESETS[p].config.to_dict(), sort_keys=True), p)
+        twin = twins[p]
         if twin != p:
             for r in [r for r in runs if r["preset"] == twin]:
                 runs.append({**r, "preset": p, "kind": PRESETS[p].kind, "same_network_as": twin})

@@ -1,7 +1,6 @@
 """Speed: training steps/s and sampling images/s per preset, medians of repeats (``python -m course_utils bench``)."""
 from __future__ import annotations
 
-import json
 import statistics
 import time
 
@@ -13,7 +12,7 @@ def bench(names: list[str] | None = None, repeats: int = 3, steps: int = 5, samp
     from .data import Batches, load
     from .diffusion import Schedule, sample
     from .train import diffusion_loss, pick_device
-    from .unet import LADDER, build, count_params, get_preset
+    from .unet import LADDER, build, count_params, same_network
     device = pick_device(device)
     names = names or LADDER
     data = load("train")
@@ -26,11 +25,8 @@ def bench(names: list[str] | None = None, repeats: int = 3, steps: int = 5, samp
     # One model per distinct network (no_extra_skip is the same network as residual: measured once). The repeats go
     # round the presets (preset A, B, C, A, B, C, ...), so a slow moment of a shared machine costs every preset a
     # little instead of one preset a lot; each preset's value is the median of its repeats.
-    first_of, twins, models, steppers = {}, {}, {}, {}
-    for name in names:
-        twins[name] = first_of.setdefault(json.dumps(get_preset(name).config.to_dict(), sort_keys=True), name)
-        if twins[name] != name:
-            continue
+    twins, models, steppers = same_network(names), {}, {}
+    for name in [n for n in names if twins[n] == n]:
         torch.manual_seed(0)
         model = build(name).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)

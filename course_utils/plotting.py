@@ -10,6 +10,8 @@ if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "ipymp
 import matplotlib.pyplot as plt
 import torch
 
+from .train import History
+
 
 def to_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.Tensor:
     """(N, 1, H, W) in [-1, 1] -> one (rows*H, cols*W) array in [0, 1] with a gray gutter."""
@@ -74,7 +76,7 @@ def plot_losses(histories: dict, window: int = 50, ax=None, logy: bool = True, t
         if not losses:
             continue
         w = max(1, min(window, len(losses) // 5 or 1))
-        last = sum(losses[-w:]) / len(losses[-w:])
+        last = History(losses=losses).final_loss(w)
         ax.plot(range(1, len(losses) + 1), smooth(losses, w), color=colors[k % len(colors)],
                 label=f"{name} (last {w}: {last:.4f})")
     ax.set_xlabel("training step")

@@ -125,10 +125,8 @@ def train_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, folder: str | 
             return model, load_history(d / "history.json"), d
         if progress:
             print(f"final model: resuming {ckpt} from step {done} of {steps}")
-        _, hist = train_preset("optimized", budget, out=d, steps=steps, ema_decay=ema, resume=True,
-                               progress=progress)
-    else:
-        _, hist = train_preset("optimized", budget, out=d, steps=steps, ema_decay=ema, progress=progress)
+    _, hist = train_preset("optimized", budget, out=d, steps=steps, ema_decay=ema, resume=ckpt.is_file(),
+                           progress=progress)
     if hist.ema is None:
         raise CourseError("the final model was trained without an EMA; this should not happen.")
     return hist.ema.cpu().eval(), hist, d

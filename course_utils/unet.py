@@ -259,6 +259,14 @@ def get_preset(name: str) -> Preset:
     return PRESETS[name]
 
 
+def same_network(names: list[str]) -> dict[str, str]:
+    """Each preset name -> the first of ``names`` with an identical config (itself if none came before).
+
+    ``no_extra_skip`` is the same network as ``residual``: the ablation and the benchmark measure it once."""
+    first: dict[UNetConfig, str] = {}
+    return {n: first.setdefault(get_preset(n).config, n) for n in names}
+
+
 def build(name_or_config: str | UNetConfig, **overrides) -> UNet:
     """Build a U-Net from a preset name or a config; keyword arguments override config fields."""
     cfg = get_preset(name_or_config).config if isinstance(name_or_config, str) else name_or_config
