@@ -158,7 +158,9 @@ def load_checkpoint(path: str | Path, preset: str | None = None, model: torch.nn
                               f"(saved preset {saved!r}).")
     model.load_state_dict({k: state[k].to(v.dtype) for k, v in own.items()})
     model.to(device)
-    header["weights"] = prefix.rstrip(".")
+    # an exported EMA (checkpoints/optimized-final) stores the averaged weights as its only, "model." weights
+    exported_ema = prefix == "model." and header.get("meta", {}).get("weights") == "ema"
+    header["weights"] = "ema" if prefix == "ema." or exported_ema else "model"
     return model, header
 
 

@@ -51,6 +51,7 @@ def test_final_model_is_at_least_five_epochs_with_ema():
     assert m["steps"] >= 5 * 468 and m["ema_decay"] == ship.FINAL_EMA and m["weights"] == "ema"
     tensors, header = read_checkpoint(ship.shipped_final_path())
     assert header["preset"] == "optimized" and header["meta"]["weights"] == "ema"
+    assert load_checkpoint(ship.shipped_final_path(), "optimized")[1]["weights"] == "ema", "reported as the EMA"
     assert m["fid_to_floor"] == round(m["metrics"]["fid"] / m["metrics"]["fid_floor"], 2)
     assert m["checkerboard_to_real"] <= 2.0
 
