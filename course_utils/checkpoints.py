@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -14,14 +16,44 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .errors import CheckpointError, CourseError
+from course_utils.errors import CheckpointError, CourseError
 
 FORMAT = "ddpm-course/1"
 
 
+def git_commit() -> str:
+    """The course checkout's current commit (for manifests), or "unknown" outside a git checkout."""
+    from course_utils.paths import find_home
+    folder = find_home()
+    if folder is None:
+        return "unknown"
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), for manifests and benchmarks."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def hardware() -> dict:
+    """What a measurement ran on: CPU, torch version, threads, GPU (None on a CPU)."""
+    return {"cpu": cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
-    _ensure_writable(path.parent)
+    ensure_writable(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -41,7 +73,9 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def _ensure_writable(folder: Path) -> None:
+def ensure_writable(folder: str | Path) -> None:
+    """Create ``folder`` if needed; a clear :class:`CourseError` if it cannot be created or written to."""
+    folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -131,7 +165,7 @@ def load_checkpoint(path: str | Path, preset: str | None = None, model: torch.nn
     ``preset`` checks that the file was saved for that preset; loading weights into a model of a
     different shape names the first mismatching layer.
     """
-    from .unet import UNet, UNetConfig
+    from course_utils.model.unet import UNet, UNetConfig
 
     tensors, header = read_checkpoint(path)
     saved = header.get("preset")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import DatasetNotFound
+from course_utils.errors import CourseError, DatasetNotFound
+from course_utils.paths import cache_dir
 
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 FILES = {
@@ -26,16 +26,6 @@ FILES = {
 }
 SYSTEM_DIR = Path(os.environ.get("COURSE_SYSTEM_DATA_DIR", "/usr/share/datasets/fashion-mnist"))
 IMG_SIZE = 16
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def cache_dir() -> Path:
-    """``$COURSE_DATA_DIR``, else the repository's ``data/`` folder, else ``~/.cache/ddpm-course``."""
-    if os.environ.get("COURSE_DATA_DIR"):
-        return Path(os.environ["COURSE_DATA_DIR"]).expanduser()
-    if (REPO_ROOT / "pyproject.toml").exists():
-        return REPO_ROOT / "data"
-    return Path.home() / ".cache" / "ddpm-course"
 
 
 def how_to_get_it(searched: list[str]) -> str:
@@ -62,25 +52,32 @@ def _folder_complete(folder: Path) -> bool:
 
 
 def _read_idx(path: Path, expect_dims: int, expect_n: int) -> np.ndarray:
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as e:
-        raise DatasetNotFound(f"{path} is corrupt or truncated ({e}). Fix: delete it and get the file again "
-                              "(sudo apt-get install --reinstall dataset-fashion-mnist, or download it anew).") from e
-    if len(raw) < 4 + 4 * expect_dims:
-        raise DatasetNotFound(f"{path} is truncated: only {len(raw)} bytes. Fix: delete it and get the file again.")
-    magic = struct.unpack(">I", raw[:4])[0]
-    if magic != 0x800 + expect_dims:
-        raise DatasetNotFound(f"{path} is not an IDX file with {expect_dims} dimension(s) (magic number {magic:#x}). "
-                              "Fix: check that it is the right Fashion-MNIST file, or get it again.")
-    dims = struct.unpack(">" + "I" * expect_dims, raw[4:4 + 4 * expect_dims])
-    body = raw[4 + 4 * expect_dims:]
-    if dims[0] != expect_n or len(body) != int(np.prod(dims)):
-        raise DatasetNotFound(f"{path} is incomplete: header says {dims}, holds {len(body)} bytes, expected "
-                              f"{expect_n} items. Fix: delete it and get the file again.")
-    return np.frombuffer(body, dtype=np.uint8).reshape(dims)
+    """One IDX file (gzipped or not) read by torchvision's reader, checked for its shape; a bad file raises
+    :class:`DatasetNotFound` with the fix."""
+    import tempfile
+
+    from torchvision.datasets.mnist import read_sn3_pascalvincent_tensor
+    fix = "Fix: delete it and get the file again (sudo apt-get install --reinstall dataset-fashion-mnist, or download it anew)."
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = path
+        if path.suffix == ".gz":  # torchvision's reader takes plain files: unzip to a temporary copy
+            plain = Path(tmp) / path.stem
+            try:
+                with gzip.open(path, "rb") as f:
+                    plain.write_bytes(f.read())
+            except (OSError, EOFError) as e:
+                raise DatasetNotFound(f"{path} is corrupt or truncated ({e}). {fix}") from e
+        try:
+            x = read_sn3_pascalvincent_tensor(str(plain), strict=True)
+        except Exception as e:  # torchvision raises KeyError, AssertionError or RuntimeError on a damaged header
+            why = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            raise DatasetNotFound(f"{path} is incomplete or truncated: torchvision cannot read it as an IDX file "
+                                  f"({why}). {fix}") from e
+    if x.dtype != torch.uint8 or x.ndim != expect_dims or x.shape[0] != expect_n:
+        raise DatasetNotFound(f"{path} holds a {x.dtype} array of shape {tuple(x.shape)}, expected {expect_n} uint8 "
+                              f"items with {expect_dims} dimension(s). Fix: check that it is the right Fashion-MNIST "
+                              "file, or get it again.")
+    return x.numpy()
 
 
 def locate_raw(download: bool = True) -> tuple[Path, str]:
@@ -178,8 +175,8 @@ class Batches:
 
     def __init__(self, data: FashionData, batch_size: int = 128, flip: bool = True, seed: int | None = 0,
                  drop_last: bool = True):
-        if batch_size < 1:
-            raise DatasetNotFound(f"batch_size must be at least 1, got {batch_size}.")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise CourseError(f"batch_size must be a whole number >= 1, got {batch_size!r}. Fix: e.g. batch_size=128.")
         self.data, self.batch_size, self.flip, self.drop_last = data, batch_size, flip, drop_last
         self.gen = torch.Generator(device="cpu")
         self.gen.manual_seed(seed if seed is not None else torch.seed())

@@ -1,4 +1,4 @@
-"""DDPM: the linear noise schedule, forward noising q(x_t | x_0) and the reverse sampler.
+"""DDPM: the linear noise schedule, forward noising q(x_t | x_0) and the reverse samplers (DDPM and DDIM).
 
 Settings follow the original course: T = 150 steps, beta linear from 1e-4 to 0.02, the network
 predicts the noise epsilon. The reverse step uses sigma_t^2 = beta_t by default (Ho et al., 2020);
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import CourseError
+from course_utils.errors import CourseError
 
 SIGMAS = ("beta", "beta_tilde")
 
@@ -72,6 +72,37 @@ class Schedule:
         return mean + nonzero * self.sigma(t, x_t, sigma) * noise
 
 
+SAMPLERS = ("ddpm", "ddim")
+
+
+def ddim_timesteps(T: int, steps: int) -> list[int]:
+    """``steps`` timesteps from T-1 down to 0, evenly spaced (rounded; the first is T-1, the last 0)."""
+    if not isinstance(steps, int) or not 1 <= steps <= T:
+        raise CourseError(f"DDIM needs between 1 and T={T} steps, got {steps!r}. Fix: e.g. steps=25.")
+    if steps == 1:
+        return [T - 1]
+    return sorted({int(round(v)) for v in torch.linspace(T - 1, 0, steps).tolist()}, reverse=True)
+
+
+def ddim_step(schedule: Schedule, x_t: torch.Tensor, t: int, s: int, eps: torch.Tensor, eta: float = 0.0,
+              noise: torch.Tensor | None = None) -> torch.Tensor:
+    """One DDIM step (Song et al., 2021) from step ``t`` to an earlier step ``s`` (``s = -1``: to the image x_0).
+
+    The network's noise guess gives an estimate of the clean image, x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t);
+    the step moves to abar_s along that estimate: x_s = sqrt(abar_s) x0 + sqrt(1 - abar_s - sigma^2) eps + sigma z,
+    with sigma = eta * sqrt((1 - abar_s) / (1 - abar_t)) * sqrt(1 - abar_t / abar_s). eta = 0 is deterministic;
+    eta = 1 with s = t - 1 is DDPM's step with the posterior variance beta~_t (``sigma="beta_tilde"``).
+    """
+    ab_t = schedule.alpha_bar[t].item()
+    ab_s = schedule.alpha_bar[s].item() if s >= 0 else 1.0
+    x0 = (x_t - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
+    sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5
+    x_s = ab_s ** 0.5 * x0 + max(1 - ab_s - sigma ** 2, 0.0) ** 0.5 * eps
+    if sigma > 0 and noise is not None:
+        x_s = x_s + sigma * noise
+    return x_s
+
+
 def _model_device(model: torch.nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -79,23 +110,49 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
+def _guided_eps(model, x, t, labels, guidance):
+    """The network's noise guess; with ``labels``, classifier-free guidance (1 + w) e_cond - w e_uncond."""
+    if labels is None:
+        return model(x, t)
+    n = x.shape[0]
+    eps_c = model(x, t, labels, torch.ones(n, device=x.device))
+    if not guidance:
+        return eps_c
+    eps_u = model(x, t, labels, torch.zeros(n, device=x.device))
+    return (1 + guidance) * eps_c - guidance * eps_u
+
+
 @torch.no_grad()
 def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None, seed: int | None = 0,
            sigma: str = "beta", frames: int = 0, labels: torch.Tensor | None = None, guidance: float = 0.0,
-           progress: bool = False, device: torch.device | str | None = None):
+           progress: bool = False, device: torch.device | str | None = None, sampler: str = "ddpm",
+           steps: int | None = None, eta: float = 0.0):
     """Draw ``n`` images by running the reverse process from pure noise.
 
-    ``seed`` makes the result reproducible (bitwise on the CPU). ``frames`` > 0 also returns that many
-    intermediate x_t snapshots, evenly spaced from t = T-1 to t = 0, as a tensor (frames, n, C, H, W)
-    together with the timesteps they show. ``labels`` and ``guidance`` are for class-conditional
-    models (classifier-free guidance).
+    ``sampler="ddpm"`` (default) takes all T ancestral steps with variance ``sigma`` ("beta" or "beta_tilde").
+    ``sampler="ddim"`` takes ``steps`` (default 25) evenly spaced DDIM steps with noise level ``eta``
+    (0: deterministic; 1: as much noise as DDPM's posterior). ``seed`` makes the result reproducible
+    (bitwise on the CPU). ``frames`` > 0 also returns that many intermediate x_t snapshots, evenly spaced over
+    the steps taken, as a tensor (frames, n, C, H, W) together with the timesteps they show. ``labels`` and
+    ``guidance`` are for class-conditional models (classifier-free guidance).
     """
+    if sampler not in SAMPLERS:
+        raise CourseError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
     if sigma not in SIGMAS:
         raise CourseError(f"unknown sampler variance {sigma!r}; choose one of {SIGMAS}.")
-    if n < 1:
-        raise CourseError(f"the number of samples must be at least 1, got {n}.")
+    if not isinstance(n, int) or n < 1:
+        raise CourseError(f"the number of samples must be a whole number >= 1, got {n!r}.")
+    if not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
+        raise CourseError(f"DDIM's eta must lie in [0, 1] (0: deterministic, 1: DDPM-like noise), got {eta!r}.")
     cfg = getattr(model, "config", None)
     schedule = schedule or Schedule(T=getattr(cfg, "T", 150))
+    if sampler == "ddpm":
+        if steps not in (None, schedule.T):
+            raise CourseError(f"the DDPM sampler takes all T={schedule.T} steps, got steps={steps}. Fix: leave steps "
+                              "out, or use sampler='ddim' for fewer steps.")
+        times = list(range(schedule.T - 1, -1, -1))
+    else:
+        times = ddim_timesteps(schedule.T, 25 if steps is None else steps)
     device = torch.device(device) if device is not None else _model_device(model)
     shape = (n, getattr(cfg, "img_channels", 1), getattr(cfg, "img_size", 16), getattr(cfg, "img_size", 16))
     gen = torch.Generator(device=device)
@@ -103,27 +160,27 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
     was_training = model.training
     model.eval()
     x = torch.randn(shape, generator=gen, device=device)
+    if labels is not None:
+        labels = labels.to(device)
     keep = set()
     if frames:
-        keep = {int(round(v)) for v in torch.linspace(schedule.T - 1, 0, frames).tolist()}
+        keep = {times[int(round(v))] for v in torch.linspace(0, len(times) - 1, frames).tolist()}
     snaps, snap_t = [], []
-    steps = range(schedule.T - 1, -1, -1)
+    it = range(len(times))
     if progress:
         from tqdm.auto import tqdm
-        steps = tqdm(steps, desc="sampling", leave=False)
-    for i in steps:
+        it = tqdm(it, desc=f"sampling ({sampler}, {len(times)} steps)", leave=False)
+    for k in it:
+        i = times[k]
         t = torch.full((n,), i, device=device, dtype=torch.long)
-        if labels is not None:
-            eps_c = model(x, t, labels.to(device), torch.ones(n, device=device))
-            if guidance:
-                eps_u = model(x, t, labels.to(device), torch.zeros(n, device=device))
-                eps = (1 + guidance) * eps_c - guidance * eps_u
-            else:
-                eps = eps_c
+        eps = _guided_eps(model, x, t, labels, guidance)
+        if sampler == "ddpm":
+            z = torch.randn(shape, generator=gen, device=device) if i > 0 else None
+            x = schedule.p_step(x, t, eps, z, sigma)
         else:
-            eps = model(x, t)
-        z = torch.randn(shape, generator=gen, device=device) if i > 0 else None
-        x = schedule.p_step(x, t, eps, z, sigma)
+            s = times[k + 1] if k + 1 < len(times) else -1
+            z = torch.randn(shape, generator=gen, device=device) if eta > 0 and s >= 0 else None
+            x = ddim_step(schedule, x, i, s, eps, eta, z)
         if i in keep:
             snaps.append(x.detach().cpu().clone())
             snap_t.append(i)

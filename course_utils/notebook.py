@@ -10,13 +10,13 @@ import os
 
 import torch
 
-from . import plotting
-from .data import load
-from .diffusion import sample
-from .metrics import checkerboard_score
-from .runs import load_shipped, train_preset
-from .train import get_budget, pick_device
-from .unet import count_params
+from course_utils import plotting
+from course_utils.data import load
+from course_utils.diffusion import sample
+from course_utils.evaluation.metrics import checkerboard_score
+from course_utils.study.runs import load_shipped, train_preset
+from course_utils.train import get_budget, pick_device
+from course_utils.model.unet import count_params
 
 
 def setup(seed: int = 0):

@@ -10,20 +10,16 @@ if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "ipymp
 import matplotlib.pyplot as plt
 import torch
 
-from .train import History
+from course_utils.train import History
 
 
 def to_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torch.Tensor:
-    """(N, 1, H, W) in [-1, 1] -> one (rows*H, cols*W) array in [0, 1] with a gray gutter."""
-    images = images.detach().float().cpu().clamp(-1, 1)
-    n, _, h, w = images.shape
-    nrow = nrow or max(1, int(round(n ** 0.5)))
-    rows = (n + nrow - 1) // nrow
-    grid = torch.full((rows * (h + pad) + pad, nrow * (w + pad) + pad), 0.5)
-    for k in range(n):
-        r, c = divmod(k, nrow)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = (images[k, 0] + 1) / 2
-    return grid
+    """(N, 1, H, W) in [-1, 1] -> one (rows*(H+pad)+pad, nrow*(W+pad)+pad) image in [0, 1] with a gray gutter
+    (``torchvision.utils.make_grid``; ``nrow`` images per row, default about sqrt(N))."""
+    from torchvision.utils import make_grid
+    images = (images.detach().float().cpu().clamp(-1, 1) + 1) / 2
+    nrow = nrow or max(1, int(round(len(images) ** 0.5)))
+    return make_grid(images, nrow=nrow, padding=pad, pad_value=0.5)[0]
 
 
 def show_grid(images: torch.Tensor, title: str = "", nrow: int | None = None, ax=None, figsize=(4, 4)):
@@ -116,7 +112,7 @@ def save(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save atomically (temporary file, then rename) and close the figure."""
     import io
 
-    from .checkpoints import atomic_write_bytes
+    from course_utils.checkpoints import atomic_write_bytes
     buf = io.BytesIO()
     fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)

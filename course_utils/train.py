@@ -1,7 +1,8 @@
-"""Training: budgets, device choice, the DDPM training loop with progress bars, EMA and checkpoints."""
+"""Training: budgets, device choice, and the DDPM training loop (:class:`Trainer`) whose extras are callbacks:
+the EMA of the weights, checkpoints, the progress bar, and optional LR schedules, gradient clipping and autocast."""
 from __future__ import annotations
 
-import copy
+import contextlib
 import math
 import os
 import time
@@ -11,10 +12,10 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import atomic_write_text, load_training_state, save_checkpoint
-from .data import Batches, FashionData
-from .diffusion import Schedule
-from .errors import CourseError, TrainingDiverged
+from course_utils.checkpoints import atomic_write_text, load_training_state, save_checkpoint
+from course_utils.data import Batches, FashionData
+from course_utils.diffusion import Schedule
+from course_utils.errors import CourseError, TrainingDiverged
 
 STEPS_PER_EPOCH = 60000 // 128  # 468 full batches of 128
 
@@ -32,7 +33,7 @@ class Budget:
     description: str
 
     def steps_for(self, preset_or_config) -> int:
-        from .unet import UNetConfig, get_preset
+        from course_utils.model.unet import UNetConfig, get_preset
         cfg = preset_or_config if isinstance(preset_or_config, UNetConfig) else get_preset(preset_or_config).config
         return self.steps_wide if cfg.channels[0] >= 64 else self.steps_small
 
@@ -114,98 +115,299 @@ def diffusion_loss(model, x0, schedule: Schedule, gen: torch.Generator | None = 
     return F.mse_loss(pred, noise)
 
 
-@torch.no_grad()
-def ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
-    for pe, pm in zip(ema.parameters(), model.parameters()):
-        pe.lerp_(pm, 1 - decay)
-    for be, bm in zip(ema.buffers(), model.buffers()):
-        be.copy_(bm)
+class Callback:
+    """A hook into :class:`Trainer`, in the style of fast.ai's miniai: override any of the methods below.
+
+    Each receives the trainer, whose attributes (``model``, ``opt``, ``step``, ``x``, ``loss``, ``history``, ...)
+    it may read and change. Callbacks run in the order of their ``order`` attribute (lower first). Examples: an
+    LR schedule (:class:`LRSchedule`), gradient clipping (:class:`GradClip`), mixed precision (:class:`Autocast`).
+    """
+
+    order = 0
+
+    def before_fit(self, tr: "Trainer") -> None: ...
+    def before_step(self, tr: "Trainer") -> None: ...
+    def after_backward(self, tr: "Trainer") -> None: ...
+    def after_step(self, tr: "Trainer") -> None: ...
+    def after_fit(self, tr: "Trainer") -> None: ...
+
+
+def _ema_average(decay: float):
+    """The EMA rule for ``AveragedModel``: decay min(decay, (1 + n) / (10 + n)) after n updates (a warm-up, so early
+    weights do not linger), applied to parameters *and* float buffers such as BatchNorm's running statistics."""
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
+        if not averaged.is_floating_point():  # counters such as num_batches_tracked: take the model's
+            return current
+        n = int(num_averaged)
+        return averaged.lerp(current, 1 - min(decay, (1 + n) / (10 + n)))
+    return average
+
+
+class EMA(Callback):
+    """An exponential moving average of the weights (``torch.optim.swa_utils.AveragedModel``), updated after every
+    step. BatchNorm's running statistics are averaged with the same rule (``use_buffers=True``), so the averaged
+    weights meet statistics of the same average rather than the raw model's latest ones. ``tr.ema`` is the
+    averaged copy of the model (a plain module, as saved in checkpoints under ``ema.``)."""
+
+    order = 0
+
+    def __init__(self, decay: float):
+        check_ema(decay)
+        self.decay = decay
+        self.averaged = None
+
+    def before_fit(self, tr):
+        if self.averaged is not None:  # built already (to load a checkpoint's EMA into it on resume)
+            return
+        from torch.optim.swa_utils import AveragedModel
+        self.averaged = AveragedModel(tr.model, avg_fn=_ema_average(self.decay), use_buffers=True)
+        self.averaged.module.eval().requires_grad_(False)
+        tr.ema = self.averaged.module
+
+    def after_step(self, tr):
+        self.averaged.update_parameters(tr.model)
+
+    def resumed(self, step: int) -> None:
+        """After ``tr.ema`` was loaded from a checkpoint of ``step`` steps: continue the warm-up from there."""
+        self.averaged.n_averaged.fill_(step)
+
+
+class LRSchedule(Callback):
+    """Set the learning rate before every step: ``lr_at(step, steps, base_lr)`` gives it. ``cosine(warmup)`` is a
+    linear warm-up then a cosine decay to 0."""
+
+    order = -10
+
+    def __init__(self, lr_at):
+        self.lr_at = lr_at
+
+    @staticmethod
+    def cosine(warmup: int = 0, total: int | None = None):
+        """Linear warm-up over ``warmup`` steps, then a cosine decay to 0 at ``total`` steps (default: the run's
+        length; give ``total`` when a run is trained in segments that resume one another)."""
+        def lr_at(step, steps, base):
+            steps = total or steps
+            if step < warmup:
+                return base * (step + 1) / warmup
+            return base * 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+        return LRSchedule(lr_at)
+
+    def before_step(self, tr):
+        for group in tr.opt.param_groups:
+            group["lr"] = self.lr_at(tr.step, tr.steps, tr.lr)
+
+
+class GradClip(Callback):
+    """Clip the gradients' global norm to ``max_norm`` before the optimizer step."""
+
+    def __init__(self, max_norm: float = 1.0):
+        self.max_norm = max_norm
+
+    def after_backward(self, tr):
+        torch.nn.utils.clip_grad_norm_(tr.model.parameters(), self.max_norm)
+
+
+class Autocast(Callback):
+    """Mixed precision: the forward pass runs under ``torch.autocast`` (bf16 by default) on the model's device."""
+
+    def __init__(self, dtype: torch.dtype = torch.bfloat16):
+        self.dtype = dtype
+
+    def before_fit(self, tr):
+        tr.forward_context = lambda: torch.autocast(tr.device.type, dtype=self.dtype)
+
+
+class Checkpointer(Callback):
+    """Write the model, its EMA and the optimizer atomically every ``every`` steps and at the end."""
+
+    order = 10
+
+    def __init__(self, path: str | Path, every: int, preset: str | None, seed: int, meta: dict):
+        self.path, self.every, self.preset, self.seed, self.meta = Path(path), every, preset, seed, meta
+        self.t0 = 0.0
+
+    def save(self, tr, step: int) -> None:
+        save_checkpoint(self.path, tr.model, self.preset, ema=tr.ema, optimizer=tr.opt, step=step,
+                        losses=tr.history.losses, seconds=round(tr.history.seconds, 2), seed=self.seed, **self.meta)
+
+    def after_step(self, tr):
+        done = tr.step + 1
+        if done % self.every == 0 and done < tr.steps:
+            tr.clock()
+            self.save(tr, done)
+
+    def after_fit(self, tr):
+        self.save(tr, tr.history.steps)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar with the recent mean loss."""
+
+    order = 20
+
+    def before_fit(self, tr):
+        from tqdm.auto import tqdm
+        self.bar = tqdm(total=tr.steps, initial=tr.start_step, desc=f"training {tr.preset or ''}".strip(), leave=True)
+
+    def after_step(self, tr):
+        self.bar.update(1)
+        if tr.step % 10 == 0 or tr.step == tr.steps - 1:
+            self.bar.set_postfix(loss=f"{tr.history.final_loss(20):.4f}")
+
+    def after_fit(self, tr):
+        self.bar.close()
+
+
+class Trainer:
+    """The DDPM training loop with hooks: draw a batch, compute the loss, backward, optimizer step.
+
+    Everything else (EMA, checkpoints, the progress bar, LR schedules, clipping, autocast) is a
+    :class:`Callback`, so a new trick is a new callback, not an edit of this loop.
+    """
+
+    def __init__(self, model, data: FashionData, steps: int, *, lr: float = 1e-3, batch_size: int = 128,
+                 seed: int = 0, device=None, conditional: bool = False, preset: str | None = None,
+                 callbacks: list[Callback] = (), history: History | None = None):
+        if not isinstance(steps, int) or steps < 0:
+            raise CourseError(f"steps must be a whole number >= 0, got {steps!r}.")
+        self.device = torch.device(device) if device is not None else pick_device()
+        self.model = model.to(self.device).train()
+        if data.images.device != self.device and self.device.type == "cuda":
+            data = data.to(self.device)  # the whole set fits on a GPU: no per-batch copies
+        self.data, self.steps, self.lr, self.batch_size, self.seed = data, steps, lr, batch_size, seed
+        self.conditional, self.preset = conditional, preset
+        self.schedule = Schedule(T=getattr(model.config, "T", 150))
+        self.opt = torch.optim.Adam(model.parameters(), lr=lr)
+        self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
+        self.history = history or History()
+        self.ema: torch.nn.Module | None = None
+        self.forward_context = contextlib.nullcontext
+        self.start_step = self.step = 0
+        self.seek(0)
+        self._t0 = time.perf_counter()
+
+    def seek(self, step: int) -> None:
+        """Start (or continue) at ``step``: the random streams of batches and noise depend on it, reproducibly."""
+        self.start_step = step
+        torch.manual_seed(self.seed)
+        offset = self.seed + 7919 * step
+        self.gen = torch.Generator().manual_seed(offset)
+        self.batches = Batches(self.data, self.batch_size, flip=True, seed=offset)
+
+    def clock(self) -> None:
+        """Add the time since the last call to the history (checkpoints record the training time so far)."""
+        now = time.perf_counter()
+        self.history.seconds += now - self._t0
+        self._t0 = now
+
+    def _run(self, event: str) -> None:
+        for cb in self.callbacks:
+            getattr(cb, event)(self)
+
+    def one_step(self) -> None:
+        x, y = next(self.batches)
+        self.x = x.to(self.device, non_blocking=True)
+        self.y = y.to(self.device) if self.conditional else None
+        self._run("before_step")
+        with self.forward_context():
+            self.loss = diffusion_loss(self.model, self.x, self.schedule, self.gen, labels=self.y)
+        value = self.loss.item()
+        if not math.isfinite(value):
+            saved = [cb.path for cb in self.callbacks if isinstance(cb, Checkpointer)]
+            raise TrainingDiverged(f"the loss became {value} at step {self.step + 1}. Training stopped"
+                                   + (f"; the last good checkpoint {saved[0]} is kept" if saved else "")
+                                   + ". Fix: lower the learning rate (e.g. lr=1e-4) or check the inputs for NaNs.")
+        self.opt.zero_grad(set_to_none=True)
+        self.loss.backward()
+        self._run("after_backward")
+        self.opt.step()
+        self.history.losses.append(value)
+        self.history.steps = self.step + 1
+        self._run("after_step")
+
+    def fit(self) -> History:
+        self._run("before_fit")
+        self._t0 = time.perf_counter()
+        for self.step in range(self.start_step, self.steps):
+            self.one_step()
+        self.clock()
+        self.history.steps = max(self.history.steps, self.start_step)
+        self._run("after_fit")
+        self.model.eval()
+        self.history.ema = self.ema
+        return self.history
 
 
 def train(model: torch.nn.Module, data: FashionData, steps: int, *, lr: float = 1e-3, batch_size: int = 128,
           seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
           ema_decay: float | None = None, checkpoint: str | Path | None = None, save_every: int = 200,
           resume: bool = False, preset: str | None = None, conditional: bool = False,
-          history: History | None = None, meta: dict | None = None) -> History:
+          history: History | None = None, meta: dict | None = None, callbacks: list[Callback] = ()) -> History:
     """Train ``model`` to predict noise for ``steps`` optimizer steps; returns the loss history.
 
     With ``checkpoint`` the model (and optimizer, EMA) are saved there atomically every ``save_every``
     steps and at the end; ``resume=True`` continues from that file. A NaN or infinite loss stops
-    training with :class:`TrainingDiverged`; the last checkpoint stays as it was.
+    training with :class:`TrainingDiverged`; the last checkpoint stays as it was. ``callbacks`` add
+    behaviour (an LR schedule, gradient clipping, autocast: see :class:`Callback`).
     """
-    if steps < 0:
-        raise CourseError(f"steps must be >= 0, got {steps}.")
     check_ema(ema_decay)
-    device = torch.device(device) if device is not None else pick_device()
-    model.to(device).train()
-    if data.images.device != device and device.type == "cuda":
-        data = data.to(device)  # the whole set fits on a GPU: no per-batch copies
-    schedule = Schedule(T=getattr(model.config, "T", 150))
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    ema = copy.deepcopy(model).eval() if ema_decay else None
+    if resume and (checkpoint is None or not Path(checkpoint).is_file()):
+        raise CourseError(f"--resume needs an existing checkpoint, but {checkpoint} does not exist. "
+                          "Fix: train without --resume first.")
+    cbs = list(callbacks)
+    ema = EMA(ema_decay) if ema_decay else None
     if ema is not None:
-        ema.requires_grad_(False)
-    history = history or History()
-    start_step = 0
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    batches = Batches(data, batch_size, flip=True, seed=seed)
-    if resume:
-        if checkpoint is None or not Path(checkpoint).is_file():
-            raise CourseError(f"--resume needs an existing checkpoint, but {checkpoint} does not exist. "
-                              "Fix: train without --resume first.")
-        header = load_training_state(checkpoint, model, opt, ema)
-        m = header.get("meta", {})
-        start_step = int(m.get("step", 0))
-        history.losses = list(m.get("losses", []))[:start_step]
-        history.seconds = float(m.get("seconds", 0.0))
-        if start_step >= steps:
-            print(f"{checkpoint} already holds {start_step} steps (asked for {steps}); nothing to do.")
-        gen = torch.Generator().manual_seed(seed + 7919 * start_step)  # a fresh but reproducible stream
-        batches = Batches(data, batch_size, flip=True, seed=seed + 7919 * start_step)
-    meta = dict(meta or {})
-
-    def save(step):
-        if checkpoint is None:
-            return
-        save_checkpoint(checkpoint, model, preset, ema=ema, optimizer=opt, step=step, losses=history.losses,
-                        seconds=round(history.seconds, 2), seed=seed, **meta)
-
-    it = range(start_step, steps)
-    bar = None
+        cbs.append(ema)
+    if checkpoint is not None:
+        cbs.append(Checkpointer(checkpoint, save_every, preset, seed, dict(meta or {})))
     if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(it, desc=f"training {preset or ''}".strip(), initial=start_step, total=steps, leave=True)
-        it = bar
-    t0 = time.perf_counter()
-    for step in it:
-        x, y = next(batches)
-        x = x.to(device, non_blocking=True)
-        loss = diffusion_loss(model, x, schedule, gen, labels=y.to(device) if conditional else None)
-        value = loss.item()
-        if not math.isfinite(value):
-            raise TrainingDiverged(f"the loss became {value} at step {step + 1}. Training stopped"
-                                   + (f"; the last good checkpoint {checkpoint} is kept" if checkpoint else "")
-                                   + ". Fix: lower the learning rate (e.g. lr=1e-4) or check the inputs for NaNs.")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        cbs.append(ProgressBar())
+    tr = Trainer(model, data, steps, lr=lr, batch_size=batch_size, seed=seed, device=device,
+                 conditional=conditional, preset=preset, callbacks=cbs, history=history)
+    if resume:
         if ema is not None:
-            ema_update(ema, model, min(ema_decay, (1 + step) / (10 + step)))
-        history.losses.append(value)
-        history.steps = step + 1
-        if bar is not None and (step % 10 == 0 or step == steps - 1):
-            bar.set_postfix(loss=f"{history.final_loss(20):.4f}")
-        if checkpoint is not None and (step + 1) % save_every == 0 and step + 1 < steps:
-            history.seconds += time.perf_counter() - t0
-            t0 = time.perf_counter()
-            save(step + 1)
-    history.seconds += time.perf_counter() - t0
-    history.steps = max(history.steps, start_step)
-    save(history.steps)
-    model.eval()
-    history.ema = ema  # sample from history.ema when training with ema_decay
-    return history
+            ema.before_fit(tr)  # build the averaged copy so the checkpoint's EMA weights can be loaded into it
+        header = load_training_state(checkpoint, tr.model, tr.opt, tr.ema)
+        m = header.get("meta", {})
+        start = int(m.get("step", 0))
+        tr.history.losses = list(m.get("losses", []))[:start]
+        tr.history.seconds = float(m.get("seconds", 0.0))
+        if start >= steps:
+            print(f"{checkpoint} already holds {start} steps (asked for {steps}); nothing to do.")
+        tr.seek(start)
+        if ema is not None:
+            ema.resumed(start)
+    return tr.fit()
+
+
+@torch.no_grad()
+def recompute_batchnorm(model: torch.nn.Module, data: FashionData, batches: int = 50, batch_size: int = 128,
+                        seed: int = 0) -> torch.nn.Module:
+    """Replace every BatchNorm's running statistics by their exact average over ``batches`` fresh training batches
+    (noised at random steps, as in training) seen by the model's *current* weights. Returns the model in eval mode.
+
+    Running statistics are a moving average over the last few batches, gathered while the weights were still
+    changing; weights that were never trained on directly (an EMA of the weights) never produced statistics of
+    their own at all. ``torch.optim.swa_utils.update_bn`` does the same for models that take one input."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if not bns:
+        return model.eval()
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # a cumulative average over every batch below
+    device = next(model.parameters()).device
+    schedule = Schedule(T=getattr(model.config, "T", 150))
+    gen = torch.Generator().manual_seed(seed)
+    it = Batches(data, batch_size, flip=True, seed=seed)
+    model.train()
+    for _ in range(batches):
+        x = next(it)[0].to(device)
+        t = torch.randint(0, schedule.T, (len(x),), generator=gen).to(device)
+        model(schedule.q_sample(x, t, torch.randn(x.shape, generator=gen).to(device)), t)
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    return model.eval()
 
 
 def load_history(path: str | Path) -> History:

@@ -1,12 +1,12 @@
-"""course_utils.activations and the activation explorer widget: exact numbers and a working widget."""
+"""course_utils.lessons.gelu and the activation explorer widget: exact numbers and a working widget."""
 import math
 
 import pytest
 import torch
 
 import course_utils as cu
-from course_utils import activations as A
-from course_utils.widgets import activations as WA
+from course_utils.lessons import gelu as A
+from course_utils.widgets import gelu as WA
 
 
 def test_gelu_values_and_derivative_at_known_points():
@@ -76,6 +76,26 @@ def test_bad_arguments_raise_course_error():
 def test_time_ratio_returns_positive_numbers():
     t = A.time_ratio(n=1024, repeats=3)
     assert t["gelu_ms"] > 0 and t["relu_ms"] > 0 and t["ratio"] == pytest.approx(t["gelu_ms"] / t["relu_ms"])
+
+
+def test_time_ratio_is_a_median_over_repeats(monkeypatch):
+    """Each time is the median of the repeats, so one slow repeat (a busy machine) cannot move the ratio."""
+    from types import SimpleNamespace
+    durations = iter([0.001, 0.100, 0.002,   # gelu: one 100 ms hiccup among 1 and 2 ms
+                      0.001, 0.001, 0.050])  # relu: one 50 ms hiccup
+    clock = {"now": 0.0, "started": False}
+
+    def perf_counter():  # time_ratio reads the clock before and after each repeat
+        if clock["started"]:
+            clock["now"] += next(durations)
+        clock["started"] = not clock["started"]
+        return clock["now"]
+
+    monkeypatch.setattr(A, "time", SimpleNamespace(perf_counter=perf_counter))
+    t = A.time_ratio(n=64, repeats=3)
+    assert next(durations, None) is None  # every repeat was timed
+    assert t["gelu_ms"] == pytest.approx(2.0) and t["relu_ms"] == pytest.approx(1.0)
+    assert t["ratio"] == pytest.approx(2.0) and t["repeats"] == 3
 
 
 def test_static_figure():

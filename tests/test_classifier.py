@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from course_utils.classifier import (CLASSIFIER_PATH, FEATURE_DIM, FashionClassifier, accuracy, load_classifier,
+from course_utils.evaluation.classifier import (FEATURE_DIM, classifier_path, FashionClassifier, accuracy, load_classifier,
                                      manifest_path, predict, save_classifier, train_classifier)
 from course_utils.data import FashionData, load
 from course_utils.errors import CheckpointError, CourseError
@@ -82,9 +82,9 @@ def test_bad_training_arguments(kwargs):
         train_classifier(progress=False, **kwargs)
 
 
-@pytest.mark.skipif(not CLASSIFIER_PATH.is_file(), reason="the shipped classifier is not there yet")
+@pytest.mark.skipif(not classifier_path().is_file(), reason="the shipped classifier is not there yet")
 def test_shipped_classifier_reaches_its_manifest_accuracy():
-    man = json.loads(manifest_path(CLASSIFIER_PATH).read_text())
+    man = json.loads(manifest_path(classifier_path()).read_text())
     assert man["test_accuracy"] >= 0.90
     assert man["steps"] > 0 and man["hardware"]["torch"]
     model = load_classifier()

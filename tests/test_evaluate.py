@@ -6,9 +6,10 @@ import math
 import pytest
 import torch
 
-from course_utils import cli_eval
+from course_utils.cli import evaluation as cli_eval
+from course_utils.study import runs
 from course_utils.errors import CourseError
-from course_utils.evaluate import (class_entropy, confidence, evaluate, evaluate_images, format_report,
+from course_utils.evaluation.evaluate import (class_entropy, confidence, evaluate, evaluate_images, format_report,
                                    generate, real_images)
 
 KEYS = {"fid", "fid_floor", "kid", "kid_std", "kid_floor", "checkerboard", "checkerboard_real", "confidence",
@@ -47,7 +48,7 @@ def test_real_test_images_match_their_own_reference():
 
 
 def test_generate_is_batched_and_reproducible():
-    from course_utils.unet import build
+    from course_utils.model.unet import build
     torch.manual_seed(0)
     model = build("baseline")
     from course_utils.diffusion import Schedule
@@ -59,19 +60,29 @@ def test_generate_is_batched_and_reproducible():
 
 @pytest.fixture(scope="module")
 def tiny_result():
-    """A ci-budget-quality (untrained) baseline, 64 samples; a 50-step sampler keeps it fast."""
+    """A ci-budget-quality (untrained) baseline, 64 samples; a 50-step sampler keeps it fast. Returns the result
+    and the same 64 samples drawn again (generate is seeded), to recompute numbers independently."""
     from course_utils.diffusion import Schedule
-    from course_utils.unet import build
+    from course_utils.model.unet import build
     torch.manual_seed(0)
-    return evaluate(build("baseline"), n=64, seed=0, batch=64, kid_subsets=20, schedule=Schedule(T=50))
+    model = build("baseline")
+    r = evaluate(model, n=64, seed=0, batch=64, kid_subsets=20, schedule=Schedule(T=50))
+    return r, generate(model, 64, seed=0, batch=64, schedule=Schedule(T=50))
 
 
 def test_untrained_baseline_is_far_from_real(tiny_result):
-    r = tiny_result
+    from course_utils.evaluation.classifier import predict
+    from course_utils.evaluation.evaluate import default_classifier
+    r, images = tiny_result
     assert KEYS <= set(r) and r["n"] == 64
     assert r["fid"] > r["fid_floor"] > 0
     assert r["kid"] > r["kid_floor"]
-    assert 0.1 <= r["confidence"] <= 1.0 and 0.0 <= r["class_entropy"] <= math.log2(10) + 1e-9
+    # confidence and class entropy are those of these samples (clamped to [-1, 1], as evaluate feeds them),
+    # recomputed here from the classifier's logits with the textbook formulas
+    _, logits = predict(default_classifier(), images.clamp(-1, 1))
+    assert r["confidence"] == pytest.approx(float(logits.double().softmax(1).max(1).values.mean()), abs=1e-9)
+    share = [c / 64 for c in torch.bincount(logits.argmax(1), minlength=10).tolist() if c]
+    assert r["class_entropy"] == pytest.approx(-sum(p * math.log2(p) for p in share), abs=1e-9)
     text = format_report(r, "baseline")
     assert "floor" in text and f"{r['fid']:.4f}" in text and f"{r['fid_floor']:.4f}" in text
 
@@ -95,11 +106,11 @@ def test_cli_help_and_missing_checkpoint(tmp_path, monkeypatch, capsys):
             p.parse_args([cmd, "--help"])
         assert "usage" in capsys.readouterr().out
     monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path))
-    monkeypatch.setattr("course_utils.runs.CHECKPOINT_DIR", tmp_path)
+    monkeypatch.setattr(runs, "checkpoint_dir", lambda: tmp_path)
     with pytest.raises(CourseError, match="python -m course_utils train baseline"):
-        cli_eval.find_checkpoint("baseline")
+        runs.find_checkpoint("baseline")
     with pytest.raises(CourseError, match="does not exist"):
-        cli_eval.find_checkpoint("baseline", str(tmp_path / "x.safetensors"))
+        runs.find_checkpoint("baseline", str(tmp_path / "x.safetensors"))
     args = p.parse_args(["train-classifier", "--out", str(tmp_path / "c.pt")])
     with pytest.raises(CourseError, match=".safetensors"):
         args.func(args)
@@ -107,7 +118,7 @@ def test_cli_help_and_missing_checkpoint(tmp_path, monkeypatch, capsys):
 
 def test_cli_evaluate_json(tmp_path, capsys):
     from course_utils.checkpoints import save_checkpoint
-    from course_utils.unet import build
+    from course_utils.model.unet import build
     torch.manual_seed(0)
     ckpt = save_checkpoint(tmp_path / "m.safetensors", build("baseline"), "baseline", step=0)
     args = _parser().parse_args(["evaluate", "baseline", "--checkpoint", str(ckpt), "-n", "8", "--json"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_utils.errors import CourseError
-from course_utils.fid import (fid_from_features, frechet_distance, gaussian_stats, kid_from_features,
+from course_utils.evaluation.fid import (fid_from_features, frechet_distance, gaussian_stats, kid_from_features,
                               mmd2_unbiased, polynomial_kernel, trace_sqrt_product)
 
 
@@ -125,15 +125,99 @@ def test_kid_identical_symmetric_and_different():
     assert full_xy == pytest.approx(mmd2_unbiased(x, z), rel=1e-12) and std_xy < 1e-9
 
 
-@pytest.mark.parametrize("call", [
-    lambda: fid_from_features(torch.zeros(5), torch.zeros(5, 2)),
-    lambda: fid_from_features(torch.zeros(1, 3), torch.zeros(4, 3)),
-    lambda: fid_from_features(torch.zeros(4, 3), torch.zeros(4, 2)),
-    lambda: fid_from_features(torch.full((4, 3), math.nan), torch.zeros(4, 3)),
-    lambda: kid_from_features(torch.zeros(4, 3), torch.zeros(4, 3), subset_size=5),
-    lambda: kid_from_features(torch.zeros(4, 3), torch.zeros(4, 3), subsets=0),
-    lambda: frechet_distance(torch.zeros(2), torch.eye(3), torch.zeros(2), torch.eye(2)),
+@pytest.mark.parametrize("call, match", [
+    (lambda: fid_from_features(torch.zeros(5), torch.zeros(5, 2)), r"must be a 2-D array .* got shape \(5,\)"),
+    (lambda: fid_from_features(torch.zeros(1, 3), torch.zeros(4, 3)), "needs at least 2 samples .* got 1"),
+    (lambda: fid_from_features(torch.zeros(4, 3), torch.zeros(4, 2)), r"different dimensions \(3 vs 2\)"),
+    (lambda: fid_from_features(torch.full((4, 3), math.nan), torch.zeros(4, 3)), "NaN or infinite"),
+    (lambda: kid_from_features(torch.zeros(4, 3), torch.zeros(4, 3), subset_size=5), r"subset_size must lie in \[2, 4\]"),
+    (lambda: kid_from_features(torch.zeros(4, 3), torch.zeros(4, 3), subsets=0), "subsets must be at least 1, got 0"),
+    (lambda: frechet_distance(torch.zeros(2), torch.eye(3), torch.zeros(2), torch.eye(2)), "shapes do not match"),
 ])
-def test_bad_inputs_raise_course_error(call):
-    with pytest.raises(CourseError):
+def test_bad_inputs_raise_course_error(call, match):
+    with pytest.raises(CourseError, match=match):  # each for its own reason, not a check that fires first
         call()
+
+
+# --- cross-checks against independent implementations on the same features ---------------------------------
+
+def _two_gaussians(seed):
+    """300 x 64 features from two different Gaussians (shifted mean, other correlations and scales), and a third
+    set from the first Gaussian again (identical distributions)."""
+    g = torch.Generator().manual_seed(seed)
+    d = 64
+    mix_a = torch.randn(d, d, generator=g, dtype=torch.float64) / d ** 0.5
+    mix_b = torch.randn(d, d, generator=g, dtype=torch.float64) / d ** 0.5
+    a = torch.randn(300, d, generator=g, dtype=torch.float64) @ mix_a
+    b = 0.3 + 1.5 * torch.randn(300, d, generator=g, dtype=torch.float64) @ mix_b
+    a2 = torch.randn(300, d, generator=g, dtype=torch.float64) @ mix_a
+    return a, b, a2
+
+
+class _Features(torch.nn.Module):
+    """torchmetrics' custom `feature` extractor: the "images" fed to update() are already the features."""
+
+    num_features = 64  # read by FrechetInceptionDistance instead of probing the module with a dummy image
+
+    def forward(self, x):
+        return x
+
+
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save all extracted features")
+def test_fid_and_kid_match_torchmetrics():
+    tm_fid = pytest.importorskip("torchmetrics.image.fid", reason="cross-check needs `pip install torchmetrics`")
+    tm_kid = pytest.importorskip("torchmetrics.image.kid")
+    a, b, a2 = _two_gaussians(seed=20)
+    for x, y in ((a, b), (a, a2), (b, a)):
+        m = tm_fid.FrechetInceptionDistance(feature=_Features())
+        m.update(x, real=True)
+        m.update(y, real=False)
+        ref = float(m.compute())  # float64 throughout: the features are float64
+        assert fid_from_features(x, y) == pytest.approx(ref, rel=1e-6)
+    assert fid_from_features(a, b) > 10 * fid_from_features(a, a2) > 0  # the cases differ, so they test something
+    # KID with one subset holding every sample: the subset order does not matter, so torchmetrics' own (unseeded)
+    # permutation gives exactly the full-set unbiased MMD^2
+    for x, y in ((a, b), (a, a2)):
+        k = tm_kid.KernelInceptionDistance(feature=_Features(), subsets=1, subset_size=300)
+        k.update(x, real=True)
+        k.update(y, real=False)
+        ref_mean, _ = k.compute()
+        mean, std = kid_from_features(x, y, subsets=1, subset_size=300)
+        assert mean == pytest.approx(float(ref_mean), rel=1e-9, abs=1e-12) and std == 0.0
+    # random subsets: the same subsets fid.py draws (seeded generator, a's permutation then b's), each scored by
+    # torchmetrics' poly_mmd; fid.py's spread is the sample standard deviation (ddof=1)
+    mean, std = kid_from_features(a, b, subsets=7, subset_size=50, seed=5)
+    gen = torch.Generator().manual_seed(5)
+    vals = []
+    for _ in range(7):
+        i, j = torch.randperm(300, generator=gen)[:50], torch.randperm(300, generator=gen)[:50]
+        vals.append(float(tm_kid.poly_mmd(a[i], b[j])))
+    assert mean == pytest.approx(np.mean(vals), rel=1e-9) and std == pytest.approx(np.std(vals, ddof=1), rel=1e-9)
+
+
+def _fid_numpy(x, y):
+    """The pytorch-fidelity / pytorch-fid formula with numpy: Tr((S1 S2)^{1/2}) from the eigenvalues of S1 S2."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    mu1, mu2 = x.mean(0), y.mean(0)
+    s1, s2 = np.cov(x, rowvar=False), np.cov(y, rowvar=False)
+    tr_sqrt = np.sqrt(np.linalg.eigvals(s1 @ s2).astype(complex)).real.sum()
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+
+
+def _mmd2_numpy(x, y):
+    """Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3, by the textbook formula over index pairs i != j."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    d, m, n = x.shape[1], len(x), len(y)
+    kxx, kyy, kxy = ((p @ q.T / d + 1) ** 3 for p, q in ((x, x), (y, y), (x, y)))
+    off = lambda k: k[~np.eye(len(k), dtype=bool)].sum()  # noqa: E731
+    return off(kxx) / (m * (m - 1)) + off(kyy) / (n * (n - 1)) - 2 * kxy.sum() / (m * n)
+
+
+def test_fid_and_kid_match_numpy_reference():
+    """The same cross-check without torchmetrics: numpy's covariance and eigenvalues, a direct MMD^2."""
+    a, b, a2 = _two_gaussians(seed=21)
+    for x, y in ((a, b), (a, a2), (b[:200], a)):
+        assert fid_from_features(x, y) == pytest.approx(_fid_numpy(x, y), rel=1e-6)
+        assert mmd2_unbiased(x, y) == pytest.approx(_mmd2_numpy(x, y), rel=1e-9, abs=1e-12)
+    mean, std = kid_from_features(a, b, subsets=1, subset_size=300)
+    assert mean == pytest.approx(_mmd2_numpy(a, b), rel=1e-9) and std == 0.0

@@ -1,12 +1,15 @@
 """Unit tests of the foundation: data, schedule, forward noising, the baseline U-Net, training, checkpoints."""
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from conftest import FAKE_N, STEMS, idx_bytes, write_fake_fashion
 
 import course_utils as cu
 from course_utils import data
@@ -55,32 +58,101 @@ def test_preprocess_is_antialiased_resize():
     assert float(out.std()) < 0.2  # antialiasing averages the stripes to a nearly flat gray
 
 
-def test_no_dataset_anywhere_names_every_way(tmp_path, monkeypatch):
-    monkeypatch.delenv("FASHION_MNIST_DIR", raising=False)
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "SYSTEM_DIR", tmp_path / "nothing")
-    with pytest.raises(cu.DatasetNotFound) as e:
-        data.load("train", download=False)
+def test_no_dataset_anywhere_names_every_way(no_fashion_data, monkeypatch):
+    import torchvision.datasets
+
+    tried = []
+    monkeypatch.setattr(torchvision.datasets, "FashionMNIST", lambda *a, **k: tried.append(a) or 1 / 0)
+    for download in (False, True):  # COURSE_OFFLINE=1: even download=True must not go to the network
+        with pytest.raises(cu.DatasetNotFound) as e:
+            data.load("train", download=download)
+    assert tried == []
     msg = str(e.value)
     for way in ("apt-get install -y dataset-fashion-mnist", "FASHION_MNIST_DIR", "FashionMNIST/raw", "python -m course_utils data"):
         assert way in msg
+    # the places searched are this test's empty folders, whatever real copy the machine has
+    assert "$FASHION_MNIST_DIR (not set)" in msg
+    assert f"{no_fashion_data.cache} (the course's cache)" in msg
+    assert f"{no_fashion_data.system} (the Debian package" in msg
 
 
-def test_partial_and_corrupt_dataset(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
-    d = tmp_path / "fm"
+def test_fake_dataset_is_read_byte_for_byte(fake_fashion):
+    """The synthetic IDX files come back exactly: header skipped, row-major pixels, labels in order."""
+    small = {}
+    for split in ("train", "test"):
+        images, labels = fake_fashion.arrays[split]
+        full = data.load(split, size=28, download=False)  # 28x28: no resize, only the scaling to [-1, 1]
+        assert full.source == f"$FASHION_MNIST_DIR: {fake_fashion.env_dir}"
+        assert torch.equal(full.labels, torch.from_numpy(labels.astype(np.int64)))
+        assert torch.allclose(full.images[:, 0], torch.from_numpy(images).float() / 127.5 - 1, atol=1e-6)
+        small[split] = data.load(split, download=False)
+        assert small[split].images.shape == (len(labels), 1, 16, 16) and torch.equal(small[split].labels, full.labels)
+    # the second load comes from the preprocessed cache, in the temporary cache folder
+    assert (fake_fashion.cache / "fashion_train_16.safetensors").is_file()
+    again = data.load("train", download=False)
+    assert again.source.startswith("cache ") and torch.equal(again.images, small["train"].images)
+
+
+def test_search_order(no_fashion_data, monkeypatch):
+    """$FASHION_MNIST_DIR, then the cache (also its FashionMNIST/raw), then the system folder; gzipped or plain."""
+    ns = no_fashion_data
+    arrays = write_fake_fashion(ns.system, seed=1, gz=False)
+    write_fake_fashion(ns.cache / "FashionMNIST" / "raw", seed=2)
+    write_fake_fashion(ns.env_dir, seed=3)
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(ns.env_dir))
+    assert data.locate_raw(download=False) == (ns.env_dir, f"$FASHION_MNIST_DIR: {ns.env_dir}")
+    monkeypatch.delenv("FASHION_MNIST_DIR")
+    assert data.locate_raw(download=False) == (ns.cache, f"the course's cache: {ns.cache}")
+    shutil.rmtree(ns.cache / "FashionMNIST")
+    folder, where = data.locate_raw(download=False)
+    assert folder == ns.system and "dataset-fashion-mnist" in where
+    images, labels = arrays["train"]
+    stem_img, stem_lab = data.FILES["train"][:2]
+    assert np.array_equal(data._read_idx(data._find_file(folder, stem_img), 3, len(images)), images)  # plain file
+    assert np.array_equal(data._read_idx(data._find_file(folder, stem_lab), 1, len(labels)), labels)
+    shutil.rmtree(ns.system)
+    with pytest.raises(cu.DatasetNotFound, match="was not found"):
+        data.locate_raw(download=False)
+
+
+def test_partial_and_corrupt_dataset(no_fashion_data, monkeypatch):
+    write_fake_fashion(no_fashion_data.system)  # a complete copy elsewhere must not hide a broken $FASHION_MNIST_DIR
+    d = no_fashion_data.env_dir
     d.mkdir()
     monkeypatch.setenv("FASHION_MNIST_DIR", str(d))
+    monkeypatch.setattr(data, "FILES", {s: (*STEMS[s], FAKE_N[s]) for s in FAKE_N})
     (d / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 20))
-    with pytest.raises(cu.DatasetNotFound, match="missing"):
+    with pytest.raises(cu.DatasetNotFound, match="is missing train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
+                                                 "t10k-labels-idx1-ubyte"):
         data.load("train", download=False)
     for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (d / (name + ".gz")).write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x01\x07"))
-    with pytest.raises(cu.DatasetNotFound, match="(incomplete|truncated)"):
+    with pytest.raises(cu.DatasetNotFound, match="train-images-idx3-ubyte.gz is incomplete or truncated"):
+        data.load("train", download=False)
+    # a whole gzip stream whose IDX data stop early: the header promises more images than there are
+    pixels = np.random.default_rng(0).integers(0, 256, (FAKE_N["train"], 28, 28), dtype=np.uint8)
+    whole = idx_bytes(pixels)
+    (d / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(whole[:-100]))
+    with pytest.raises(cu.DatasetNotFound, match="train-images-idx3-ubyte.gz is incomplete or truncated"):
+        data.load("train", download=False)
+    # a gzip stream cut short (an interrupted download)
+    (d / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(whole)[: len(whole) // 3])
+    with pytest.raises(cu.DatasetNotFound, match="train-images-idx3-ubyte.gz is corrupt or truncated"):
         data.load("train", download=False)
     (d / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip at all")
-    with pytest.raises(cu.DatasetNotFound, match="corrupt or truncated"):
+    with pytest.raises(cu.DatasetNotFound, match="train-images-idx3-ubyte.gz is corrupt or truncated"):
         data.load("train", download=False)
+
+
+def test_wrong_item_count_or_shape(fake_fashion):
+    d = fake_fashion.env_dir
+    (d / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros(5, np.uint8))))
+    with pytest.raises(cu.DatasetNotFound, match=r"train-labels-idx1-ubyte.gz holds a torch.uint8 array of shape "
+                                                 r"\(5,\), expected 24 uint8 items with 1 dimension"):
+        data.load("train", download=False)
+    (d / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(np.zeros((12, 784), np.uint8))))
+    with pytest.raises(cu.DatasetNotFound, match=r"shape \(12, 784\), expected 12 uint8 items with 3 dimension"):
+        data.load("test", download=False)
 
 
 def test_schedule_properties():
@@ -251,7 +323,7 @@ def test_cli_variants_json():
     (["train", "nope"], None, "unknown preset 'nope'"),
     (["train", "baseline", "--budget", "huge"], None, "unknown budget"),
     (["train", "baseline"], {"COURSE_BUDGET": "fast"}, "COURSE_BUDGET='fast'"),
-    (["sample", "baseline", "--checkpoint", "/nonexistent.safetensors", "--out", "x.png"], None, "no checkpoint at"),
+    (["sample", "baseline", "--checkpoint", "/nonexistent.safetensors", "--out", "x.png"], None, "/nonexistent.safetensors does not exist"),
 ])
 def test_cli_errors_are_messages_not_tracebacks(args, env, match):
     r = _cli(*args, env=env)
@@ -273,4 +345,5 @@ def test_cli_train_then_sample(tmp_path):
         assert (tmp_path / f).is_file()
     r = _cli("sample", "baseline", "--checkpoint", str(tmp_path / "model.safetensors"), "-n", "4",
              "--out", str(tmp_path / "s.png"))
-    assert r.returncode == 0, r.stderr and (tmp_path / "s.png").is_file()
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "s.png").is_file()

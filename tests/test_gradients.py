@@ -1,9 +1,9 @@
-"""Gradient flow at initialization and the residual identity (course_utils.gradients)."""
+"""Gradient flow at initialization and the residual identity (course_utils.lessons.residual)."""
 import pytest
 import torch
 
 import course_utils as cu
-from course_utils import gradients as g
+from course_utils.lessons import residual as g
 from course_utils.errors import CourseError
 
 # Seeded at initialization on a fixed batch of 32 training images (seed 0). CPUs with other thread counts

@@ -1,10 +1,10 @@
-"""course_utils.normalization: BatchNorm's batch dependence, GroupNorm's arguments, valid group counts."""
+"""course_utils.lessons.group_norm: BatchNorm's batch dependence, GroupNorm's arguments, valid group counts."""
 import pytest
 import torch
 from torch import nn
 
 import course_utils as cu
-from course_utils import normalization as N
+from course_utils.lessons import group_norm as N
 
 
 def _batches(seed=0):

@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 matplotlib.use("Agg")
 
 from course_utils import plotting  # noqa: E402
-from course_utils.ablation import plot_loss_panels  # noqa: E402
+from course_utils.study.ablation import plot_loss_panels  # noqa: E402
 
 
 def test_smooth_is_unbiased_at_the_start_and_has_no_cliff():

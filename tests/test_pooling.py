@@ -1,12 +1,12 @@
-"""Rearrange pooling (course_utils.pooling) and the rearrange explorer widget: exact numbers and properties."""
+"""Rearrange pooling (course_utils.lessons.rearrange_pooling) and the rearrange explorer widget: exact numbers and properties."""
 import pytest
 import torch
 from torch import nn
 
 import course_utils as cu
-from course_utils import pooling as P
+from course_utils.lessons import rearrange_pooling as P
 from course_utils.errors import CourseError
-from course_utils.widgets import rearrange as R
+from course_utils.widgets import rearrange_pooling as R
 
 
 def test_labelled_grid_and_space_to_depth_4x4():
@@ -124,7 +124,9 @@ def test_explorer_data_invalid_is_a_message():
     assert not d["valid"] and "not divisible" in d["message"]
     assert "INVALID" in R.readout_text(d)
     fig = R.static_figure(5, 1, 2, 2)
-    assert fig is not None
+    drawn = " ".join(fig._suptitle.get_text().split())  # wrapped over lines
+    assert drawn == d["message"]  # the message is drawn in place of the output
+    assert len(fig.axes) == 1  # only the input channel
     with pytest.raises(CourseError):
         R.explorer_data(13, 1, 2, 2)
 

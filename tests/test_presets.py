@@ -4,8 +4,8 @@ import torch
 from torch import nn
 
 import course_utils as cu
-from course_utils import blocks
-from course_utils.unet import BASELINE, IDEAS, LADDER, OPTIMIZED, PRESETS
+from course_utils.model import blocks
+from course_utils.model.unet import BASELINE, IDEAS, LADDER, OPTIMIZED, PRESETS
 
 PARAMS = {
     "baseline": 240_385, "upsample": 214_785, "wide": 1_166_657, "groupnorm": 1_166_657, "gelu": 1_166_657,

@@ -1,14 +1,17 @@
 """Property tests (hypothesis) for the pure functions: schedule, forward noising, rearrange, overlap maps,
 activations and the checkerboard score."""
 import numpy as np
+import pytest
 import torch
 from einops import rearrange
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_utils import activations, metrics, upsampling
-from course_utils.blocks import RearrangePool
+from course_utils.lessons import gelu as activations, checkerboard as upsampling
+from course_utils.evaluation import metrics
+from course_utils.model.blocks import RearrangePool
 from course_utils.diffusion import Schedule
+from course_utils.errors import CourseError
 
 FAST = settings(max_examples=40, deadline=None)
 
@@ -51,16 +54,29 @@ def test_rearrange_round_trip_is_exact(b, c, h, w, p1, p2, seed):
         assert torch.equal(y, torch.nn.PixelUnshuffle(p1)(x))
 
 
+def _transposed_sizes(n, k, s, p, op, layers):
+    """Output side after each of ``layers`` ConvTranspose2d layers, by the formula (n - 1) s - 2p + k + op."""
+    sizes = []
+    for _ in range(layers):
+        n = (n - 1) * s - 2 * p + k + op
+        sizes.append(n)
+        if n < 1:
+            break
+    return sizes
+
+
 @FAST
 @given(n=st.integers(2, 6), k=st.integers(1, 5), s=st.integers(1, 4), p=st.integers(0, 2), layers=st.integers(1, 2))
 def test_overlap_counting_matches_the_real_layer(n, k, s, p, layers):
-    if p >= k:
+    sizes = _transposed_sizes(n, k, s, p, 0, layers)
+    if min(sizes) < 1:  # a layer with no output pixels: a CourseError, never a wrong map
+        for method in ("count", "torch"):
+            with pytest.raises(CourseError, match="no output pixels"):
+                upsampling.overlap_map(n, k, s, p, 0, layers, method=method)
         return
-    try:
-        counted = upsampling.overlap_map(n, k, s, p, 0, layers, method="count")
-    except Exception:
-        return  # invalid combination (rejected with a CourseError, tested elsewhere)
+    counted = upsampling.overlap_map(n, k, s, p, 0, layers, method="count")
     ran = upsampling.overlap_map(n, k, s, p, 0, layers, method="torch")
+    assert counted.shape == (sizes[-1], sizes[-1])
     assert np.array_equal(counted, ran)
     if k % s == 0:
         assert upsampling.transposed_unevenness(k, s, layers) == 1.0  # even overlap in the interior
@@ -93,7 +109,7 @@ def test_checkerboard_score_properties(seed, c, a, n):
 # --- the widgets' compute functions ----------------------------------------------------------------------
 
 from course_utils.widgets import checkerboard as cb_widget  # noqa: E402
-from course_utils.widgets import rearrange as re_widget  # noqa: E402
+from course_utils.widgets import rearrange_pooling as re_widget  # noqa: E402
 
 
 @FAST
@@ -117,15 +133,27 @@ def test_rearrange_explorer_data(size, channels, p1, p2, seed):
     assert mp["kept"] == channels * (size // p1) * (size // p2)  # labels are distinct: exactly one survivor per window
 
 
-@FAST
-@given(k=st.integers(1, 6), s=st.integers(1, 3), p=st.integers(0, 2), layers=st.integers(1, 3))
-def test_checkerboard_explorer_data(k, s, p, layers):
-    d = cb_widget.overlap_data(k, s, p, layers)
-    if not d["ok"]:
-        assert d["error"]
-        return
-    assert np.array_equal(d["counts"], np.outer(d["profile"], d["profile"]))
-    assert d["divisible"] == (k % s == 0)
-    if k % s == 0:
-        assert d["unevenness"] == 1.0
-    assert d["resize_unevenness"] == 1.0
+def test_checkerboard_explorer_data():
+    """Every slider setting of the explorer gives a valid map, or ok=False with the reason."""
+    import itertools
+    lim, n = cb_widget.LIMITS, cb_widget.DEFAULT_N
+    invalid = valid = 0
+    for k, s, p, layers in itertools.product(*(range(lim[key][0], lim[key][1] + 1)
+                                               for key in ("kernel", "stride", "padding", "layers"))):
+        d = cb_widget.overlap_data(k, s, p, layers)
+        op = s - k + 2 * p if 0 <= s - k + 2 * p < s else 0  # the output_padding that doubles the size, if any
+        sizes = _transposed_sizes(n, k, s, p, op, layers)
+        assert d["output_padding"] == op, (k, s, p, layers)
+        assert d["ok"] == (min(sizes) >= 1), (k, s, p, layers, d["error"])  # invalid iff a layer has no pixels
+        if not d["ok"]:
+            assert "no output pixels" in d["error"]
+            invalid += 1
+            continue
+        assert d["counts"].shape == (sizes[-1], sizes[-1])
+        assert np.array_equal(d["counts"], np.outer(d["profile"], d["profile"]))
+        assert d["divisible"] == (k % s == 0)
+        if k % s == 0:
+            assert d["unevenness"] == 1.0
+        assert d["resize_unevenness"] == 1.0
+        valid += 1
+    assert valid > 0 and invalid > 0  # both branches checked (17 of 336 are invalid, e.g. k1 s1 p3 on 6x6)

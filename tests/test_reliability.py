@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_cli, write_fake_fashion
 
 import course_utils as cu
 from course_utils import data
@@ -20,6 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args, env=None, timeout=300):
+    """The command line in this process (see conftest.run_cli); test_kill_and_resume uses a real process."""
+    return run_cli(*args, env=env)
+
+
+def cli_process(*args, env=None, timeout=300):
     e = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, "-m", "course_utils", *args], capture_output=True, text=True,
                           env=e, cwd=ROOT, timeout=timeout)
@@ -90,33 +96,35 @@ def test_mistyped_course_budget():
                        "COURSE_BUDGET='quik'. Did you mean 'quick'")
 
 
-def test_no_dataset_anywhere(tmp_path):
-    env = {"COURSE_DATA_DIR": str(tmp_path / "cache"), "COURSE_SYSTEM_DATA_DIR": str(tmp_path / "none"),
-           "COURSE_OFFLINE": "1", "FASHION_MNIST_DIR": ""}
-    r = cli("data", env=env)
+def test_no_dataset_anywhere(no_fashion_data):
+    # no_fashion_data: $FASHION_MNIST_DIR unset, empty temporary cache and system folders, COURSE_OFFLINE=1
+    r = cli("data")
     assert_clean_error(r, "Fashion-MNIST was not found")
     for way in ("apt-get install -y dataset-fashion-mnist", "FASHION_MNIST_DIR", "FashionMNIST/raw"):
         assert way in r.stderr
+    # it looked where this test pointed it, not at whatever copy the machine has, and not online
+    assert f"{no_fashion_data.system} (the Debian package" in r.stderr
+    assert f"{no_fashion_data.cache} (the course's cache)" in r.stderr
+    assert "torchvision download" not in r.stderr
 
 
-def test_partial_dataset(tmp_path):
-    d = tmp_path / "fm"
+def test_partial_dataset(no_fashion_data, monkeypatch):
+    write_fake_fashion(no_fashion_data.system)  # a complete copy elsewhere must not hide the broken folder
+    d = no_fashion_data.env_dir
     d.mkdir()
     (d / "train-images-idx3-ubyte.gz").write_bytes(b"")
-    r = cli("data", env={"FASHION_MNIST_DIR": str(d), "COURSE_DATA_DIR": str(tmp_path / "cache"), "COURSE_OFFLINE": "1"})
+    monkeypatch.setenv("FASHION_MNIST_DIR", str(d))
+    r = cli("data")
     assert_clean_error(r, "is missing train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte")
 
 
-def test_corrupt_dataset(tmp_path):
-    d = tmp_path / "fm"
-    d.mkdir()
-    src = data.SYSTEM_DIR
-    for name in ("train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
-        os.symlink(src / (name + ".gz"), d / (name + ".gz"))
-    good = (src / "train-images-idx3-ubyte.gz").read_bytes()
-    (d / "train-images-idx3-ubyte.gz").write_bytes(good[: len(good) // 3])  # truncated download
-    r = cli("data", env={"FASHION_MNIST_DIR": str(d), "COURSE_DATA_DIR": str(tmp_path / "cache"), "COURSE_OFFLINE": "1"})
-    assert_clean_error(r, "corrupt or truncated.*get the file again")
+def test_corrupt_dataset(fake_fashion):
+    # a complete synthetic set in $FASHION_MNIST_DIR, then its train images cut short like an interrupted download
+    f = fake_fashion.env_dir / "train-images-idx3-ubyte.gz"
+    good = f.read_bytes()
+    f.write_bytes(good[: len(good) // 3])
+    r = cli("data")
+    assert_clean_error(r, f"{re.escape(str(f))} is corrupt or truncated.*get the file again")
 
 
 @pytest.fixture
@@ -188,6 +196,33 @@ def test_bad_ema_decay(tmp_path):
     assert not (tmp_path / "r" / "model.safetensors").exists()
 
 
+def test_bad_sampler_settings_cli(tmp_path):
+    out = str(tmp_path / "x.png")
+    assert_clean_error(cli("sample", "baseline", "--sampler", "ddim", "--steps", "500", "--out", out),
+                       r"DDIM needs between 1 and T=150 steps, got 500\. Fix")
+    assert_clean_error(cli("sample", "baseline", "--steps", "25", "--out", out),
+                       r"--steps and --eta belong to the DDIM sampler\. Fix: add --sampler ddim")
+    r = cli("evaluate", "baseline", "--sampler", "ddim", "--eta", "2")
+    assert r.returncode == 2 and "expected a number between 0 and 1" in r.stderr
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_unknown_shipped_name_cli(tmp_path):
+    assert_clean_error(cli("sample", "optimized-finale", "--out", str(tmp_path / "x.png")),
+                       r"unknown preset 'optimized-finale'\. Did you mean 'optimized'\?.*Shipped checkpoints:.*optimized-final")
+
+
+def test_no_course_folder(tmp_path, monkeypatch):
+    from course_utils import paths
+    monkeypatch.delenv("COURSE_HOME", raising=False)
+    monkeypatch.setattr(paths, "PACKAGE_DIR", tmp_path / "site" / "course_utils")  # installed outside a checkout
+    monkeypatch.chdir(tmp_path)
+    assert paths.find_home() is None
+    assert_clean_error(cli("evaluate", "baseline", "-n", "16"),
+                       r"course folder .* was not found.*Fix: run the command from the repository's root, or set "
+                       r"COURSE_HOME=")
+
+
 def test_every_documented_row_has_a_test():
     doc = (ROOT / "docs" / "bad_inputs.md").read_text()
     rows = re.findall(r"^\| (\d+) \|.*\| `(test_\w+)` \|$", doc, flags=re.M)
@@ -226,7 +261,7 @@ def test_kill_and_resume(tmp_path):
     saved_step = read_checkpoint(ck)[1]["meta"]["step"]  # the file is whole: it reads
     assert saved_step % 10 == 0 and saved_step >= step
     assert not list(out.glob("*.tmp"))  # no half-written files left behind (mkstemp names end in .tmp)
-    r = cli(*args, "--resume")
+    r = cli_process(*args, "--resume")
     assert r.returncode == 0, r.stderr
     _, header = read_checkpoint(ck)
     assert header["meta"]["step"] == 60 and len(header["meta"]["losses"]) == 60
@@ -246,7 +281,7 @@ def test_no_pickle_loading():
     assert not offenders, offenders
 
 
-def test_same_seed_bitwise_identical_samples():
+def test_same_seed_bitwise_identical_samples(one_thread):
     torch.manual_seed(3)
     m = cu.build("optimized")
     a = sample(m, 4, seed=11)

@@ -7,7 +7,7 @@ import torch
 
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
 from course_utils.errors import CheckpointError, CourseError
-from course_utils.ship import export, ship
+from course_utils.study.ship import export, ship
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -57,13 +57,13 @@ def test_ship_tiny(tmp_path, monkeypatch, capsys):
 
 def test_export_without_ema_is_refused(tmp_path, monkeypatch):
     from course_utils.checkpoints import save_checkpoint
-    from course_utils.unet import build
+    from course_utils.model.unet import build
     src = save_checkpoint(tmp_path / "m.safetensors", build("baseline"), "baseline", step=1)
     with pytest.raises(CourseError, match="no EMA weights"):
         export(src, tmp_path / "out.safetensors", "baseline", {}, use_ema=True)
 
 
 def test_ship_cli_rejects_bad_ema(capsys):
-    from course_utils.cli import main
+    from course_utils.cli.main import main
     assert main(["ship", "--ema", "1.5"]) == 2
     assert "EMA decay must lie strictly between 0 and 1" in capsys.readouterr().err

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from course_utils import ship
-from course_utils.ablation import load_results
+from course_utils.study import ship
+from course_utils.study.ablation import load_results
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
 from course_utils.errors import CheckpointError
-from course_utils.unet import LADDER, PRESETS
+from course_utils.model.unet import LADDER, PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 CK = ROOT / "checkpoints"
@@ -91,7 +91,7 @@ def test_checkerboard_claims_hold_on_fresh_samples():
     """Re-measure the checkerboard ratios from the shipped weights (not the manifests) on new seeds."""
     from course_utils.data import load
     from course_utils.diffusion import sample
-    from course_utils.metrics import checkerboard_score
+    from course_utils.evaluation.metrics import checkerboard_score
     real = checkerboard_score(load("test").images[:512])
     final, _ = load_checkpoint(ship.shipped_final_path(), "optimized")
     base, _ = load_checkpoint(CK / "baseline.safetensors", "baseline")

@@ -1,12 +1,12 @@
-"""The sinusoidal time embedding measured (course_utils.time_embedding): t/T versus integer t, dim 8, T = 150."""
+"""The sinusoidal time embedding measured (course_utils.lessons.time_embedding): t/T versus integer t, dim 8, T = 150."""
 import math
 
 import pytest
 import torch
 
 import course_utils as cu
-from course_utils import time_embedding as te
-from course_utils.blocks import SinusoidalEmbedding
+from course_utils.lessons import time_embedding as te
+from course_utils.model.blocks import SinusoidalEmbedding
 from course_utils.errors import CourseError
 
 

@@ -1,4 +1,4 @@
-"""Overlap counts of upsamplers (course_utils.upsampling) and the checkerboard explorer widget."""
+"""Overlap counts of upsamplers (course_utils.lessons.checkerboard) and the checkerboard explorer widget."""
 import math
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from course_utils import CourseError
-from course_utils import upsampling as up
-from course_utils.metrics import checker_pattern
+from course_utils.lessons import checkerboard as up
+from course_utils.evaluation.metrics import checker_pattern
 from course_utils.widgets import checkerboard as cb
 
 BASELINE_4x4 = np.array([
@@ -205,11 +205,19 @@ def test_static_figures():
     fig = cb.static_figure()
     assert len(fig.axes) >= 3
     plt.close(fig)
-    fig = cb.static_figure(2, 1, 3)  # invalid: draws a message, does not raise
+    fig = cb.static_figure(1, 1, 3)  # invalid (k1 s1 p3 crops a 6x6 input to nothing): a message, no exception
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any(t.startswith("invalid layer:") and "no output pixels" in t for t in texts), texts
     plt.close(fig)
     s = {"a": torch.zeros(4, 1, 16, 16), "real": torch.rand(5, 1, 16, 16)}
-    plt.close(cb.static_figure(samples=s))
-    plt.close(cb.samples_figure(s, view="mean image"))
+    fig = cb.static_figure(samples=s)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("1x ConvTranspose2d k3 s2 p1 op1") and "unevenness 4.00" in titles[0]
+    assert "a (first 4 of 4)\nscore 0.0000" in titles and sum("power spectrum" in t for t in titles) == 2
+    plt.close(fig)
+    fig = cb.samples_figure(s, view="mean image")
+    assert [ax.get_title() for ax in fig.axes][2:] == ["mean image", "mean image"]
+    plt.close(fig)
 
 
 def test_explorer_responds_to_every_control():

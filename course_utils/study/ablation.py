@@ -12,14 +12,13 @@ import statistics
 import time
 from pathlib import Path
 
-from . import plotting
-from .checkpoints import atomic_write_text
-from .data import REPO_ROOT
-from .errors import CourseError
-from .train import Budget, get_budget
-from .unet import PRESETS, count_params, get_preset, same_network
+from course_utils import plotting
+from course_utils.checkpoints import atomic_write_text
+from course_utils.errors import CourseError
+from course_utils.train import Budget, get_budget
+from course_utils.model.unet import PRESETS, count_params, get_preset, same_network
+from course_utils.paths import results_dir
 
-RESULTS_DIR = REPO_ROOT / "results" / "ablation"
 COLUMNS = [("fid", "FID", 2), ("kid", "KID", 4), ("checkerboard", "checkerboard", 4), ("final_loss", "final loss", 4),
            ("train_steps_per_s", "train steps/s", 2), ("sample_images_per_s", "sample img/s", 1),
            ("confidence", "confidence", 3)]
@@ -30,6 +29,11 @@ COLUMNS = [("fid", "FID", 2), ("kid", "KID", 4), ("checkerboard", "checkerboard"
 BEST_OF_SEEDS = {"train_steps_per_s", "sample_images_per_s"}
 # the benchmark behind the speed columns: 5 rounds over all presets, 3 training steps and 8 samples per preset and round
 SPEED_CHECK = {"repeats": 5, "steps": 3, "samples": 8}
+
+
+def ablation_dir(budget: str) -> Path:
+    """``results/ablation/<budget>``: where the ablation of ``budget`` is written."""
+    return results_dir() / "ablation" / budget
 
 
 def _spread(values: list[float]) -> float:
@@ -107,9 +111,9 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
     """Train (or reuse) and evaluate every preset for ``seeds`` seeds; write the results folder.
 
     The speed columns come from a short benchmark of every preset at the end (medians of 5 rounds,
-    :func:`course_utils.bench.bench`), not from the training runs, which other work on the machine can slow."""
-    from .evaluate import default_classifier, evaluate
-    from .runs import run_dir, train_preset
+    :func:`course_utils.study.bench.bench`), not from the training runs, which other work on the machine can slow."""
+    from course_utils.evaluation.evaluate import default_classifier, evaluate
+    from course_utils.study.runs import run_dir, train_preset
 
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
     if seeds < 1:
@@ -118,7 +122,7 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
     for p in names:
         get_preset(p)
     steps = max(budget.steps_for(p) for p in names)  # like with like: every preset gets the same steps
-    out = Path(out) if out else RESULTS_DIR / budget.name
+    out = Path(out) if out else ablation_dir(budget.name)
     clf = default_classifier()
     runs, histories, grids = [], {}, {}
     t0 = time.perf_counter()
@@ -141,12 +145,12 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
                          "sample_images_per_s": n / max(eval_s, 1e-9), "train_seconds": hist.seconds, **metrics})
             if seed == 0:
                 histories[p] = hist
-                from .diffusion import sample
+                from course_utils.diffusion import sample
                 grids[p] = sample(model, 16, seed=0)
             if progress:
                 print(f"{p} seed {seed}: FID {metrics['fid']:.2f} (floor {metrics['fid_floor']:.2f}), "
                       f"checkerboard {metrics['checkerboard']:.4f} (real {metrics['checkerboard_real']:.4f})")
-    from .bench import bench
+    from course_utils.study.bench import bench
     speed = bench(names, **SPEED_CHECK) if speed_check else None
     rows = summarize(runs, speed)
     table = markdown_table(rows, budget.name, n, speed)
@@ -163,7 +167,7 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
 
 def load_results(budget: str = "quick", folder: str | Path | None = None) -> dict | None:
     """The saved ablation results of ``budget`` (None if that ablation has not been run)."""
-    p = Path(folder) if folder else RESULTS_DIR / budget
+    p = Path(folder) if folder else ablation_dir(budget)
     f = p / "results.json"
     if not f.is_file():
         return None
@@ -256,8 +260,8 @@ def plot_summary(rows: list[dict]):
 
 def refresh(folder: str | Path, speed: dict | None = None) -> dict:
     """Re-summarize a saved ablation without training or sampling again: measure the speeds anew (or take
-    ``speed``, a :func:`course_utils.bench.bench` result) and rewrite results.json, table.md and summary.png."""
-    from .bench import bench
+    ``speed``, a :func:`course_utils.study.bench.bench` result) and rewrite results.json, table.md and summary.png."""
+    from course_utils.study.bench import bench
     folder = Path(folder)
     res = load_results(folder=folder)
     if res is None:

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import CourseError
+from course_utils.errors import CourseError
 
-# The three upsamplers of course_utils.blocks.make_upsampler, as (kind, parameters).
+# The three upsamplers of course_utils.model.blocks.make_upsampler, as (kind, parameters).
 UPSAMPLER_PARAMS: dict[str, tuple[str, dict]] = {
     "convT3": ("transposed", dict(kernel=3, stride=2, padding=1, output_padding=1)),
     "convT2": ("transposed", dict(kernel=2, stride=2, padding=0, output_padding=0)),
@@ -285,7 +285,7 @@ def resize_conv_unevenness(scale: int = 2, kernel: int = 3, layers: int = 1) -> 
 # --- the course's real upsamplers ----------------------------------------------------------------------
 
 def upsampler_counts(kind: str, n: int = 4) -> np.ndarray:
-    """The count map predicted for ``course_utils.blocks.make_upsampler(kind, ...)`` by counting."""
+    """The count map predicted for ``course_utils.model.blocks.make_upsampler(kind, ...)`` by counting."""
     if kind not in UPSAMPLER_PARAMS:
         raise CourseError(f"unknown upsampler {kind!r}; choose one of {tuple(UPSAMPLER_PARAMS)}.")
     family, params = UPSAMPLER_PARAMS[kind]
@@ -299,7 +299,7 @@ def upsampler_response(kind: str, n: int = 4, weights: str = "ones", seed: int =
     ``weights="init"``: PyTorch's default random initialisation (seeded), bias included: what an
     untrained layer of that kind really does to a flat input.
     """
-    from .blocks import make_upsampler
+    from course_utils.model.blocks import make_upsampler
 
     _positive_int("the input size n", n)
     if weights not in ("ones", "init"):

@@ -18,8 +18,8 @@ import copy
 import torch
 from torch import nn
 
-from .blocks import _divisors, make_norm
-from .errors import CourseError
+from course_utils.model.blocks import divisors, make_norm
+from course_utils.errors import CourseError
 
 EPS = 1e-5  # PyTorch's default eps for BatchNorm2d and GroupNorm
 
@@ -38,7 +38,7 @@ def valid_group_counts(*channels: int) -> list[int]:
     """
     if not channels or any(not isinstance(c, int) or isinstance(c, bool) or c < 1 for c in channels):
         raise CourseError(f"valid_group_counts needs one or more positive integer channel counts, got {channels!r}.")
-    common = _divisors(channels[0])
+    common = divisors(channels[0])
     return [d for d in common if all(c % d == 0 for c in channels)]
 
 
@@ -48,7 +48,7 @@ def try_group_counts(preset: str = "groupnorm", values=range(1, 65), field: str 
     Returns {"ok": [values that build], "failed": {value: CourseError message}}. This is the original
     course's exercise "change the group size", done for every value at once.
     """
-    from .unet import build
+    from course_utils.model.unet import build
 
     if field not in ("groups", "groups_first"):
         raise CourseError(f"field={field!r}: choose 'groups' (most layers) or 'groups_first' (first block and head).")
@@ -76,7 +76,7 @@ def groupnorm_demo(num_groups: int, num_channels: int, size: int = 2) -> dict:
     value of every channel (constant over the pixels), and ``max_diff_manual``: the largest gap
     between PyTorch's output and our own (c - group mean) / sqrt(group var + eps). A gap near 0
     proves the first argument is the number of groups, each holding consecutive channels.
-    An impossible combination raises :class:`CourseError` (from :func:`course_utils.blocks.make_norm`).
+    An impossible combination raises :class:`CourseError` (from :func:`course_utils.model.blocks.make_norm`).
     """
     layer = make_norm("group", num_channels, num_groups, where="groupnorm_demo")
     x = channel_index_tensor(num_channels, size)

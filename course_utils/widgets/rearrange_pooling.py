@@ -9,7 +9,7 @@ Three layers, as for every widget of the course:
 * :func:`static_figure` - the same picture as a matplotlib Figure (fallback for non-interactive runs).
 * :func:`explorer` - the ipywidgets layer.
 
-The maths lives in :mod:`course_utils.pooling`; this module only arranges it.
+The maths lives in :mod:`course_utils.lessons.rearrange_pooling`; this module only arranges it.
 """
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import html
 import numpy as np
 import torch
 
-from .. import pooling as P
-from ..errors import CourseError
+from course_utils.lessons import rearrange_pooling as P
+from course_utils.errors import CourseError
 
 COLOUR_MODES = ("patch position", "pixel")
 MAXPOOL_INPUTS = ("random", "labelled")

@@ -6,7 +6,7 @@ Every number comes with its reference on real data at the same sample count n:
   the same metric between two disjoint sets of real images (n test vs n train images), i.e. what a
   perfect generator would score at this n. FID is biased upwards for small n, so only the gap to the
   floor means something, and only numbers at the same n can be compared.
-* ``checkerboard`` vs ``checkerboard_real``: mean Nyquist amplitude (``course_utils.metrics``).
+* ``checkerboard`` vs ``checkerboard_real``: mean Nyquist amplitude (``course_utils.evaluation.metrics``).
 * ``confidence``: mean of the classifier's top softmax probability on the samples (real test images
   score ``confidence_real``); low values mean the classifier cannot tell what the samples are.
 * ``class_entropy``: entropy in bits of the histogram of predicted classes; log2(10) = 3.32 bits is
@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from .errors import CourseError
+from course_utils.errors import CourseError
 
 REAL_SEED = 0          # which real images form the reference sets (fixed, so every model meets the same ones)
 MAX_N = 10000          # the size of the test split
@@ -31,14 +31,14 @@ def default_classifier():
     """The shipped classifier, loaded once per process."""
     global _default_classifier
     if _default_classifier is None:
-        from .classifier import load_classifier
+        from course_utils.evaluation.classifier import load_classifier
         _default_classifier = load_classifier()
     return _default_classifier
 
 
 def real_images(split: str, n: int, seed: int = REAL_SEED) -> torch.Tensor:
     """n images of ``split`` chosen by a seeded permutation (no flips)."""
-    from .data import load
+    from course_utils.data import load
     data = load(split)
     if n > len(data):
         raise CourseError(f"n={n} is more than the {len(data)} images of the {split} split.")
@@ -61,9 +61,9 @@ def confidence(logits: torch.Tensor) -> float:
 
 def _reference(classifier, n: int, kid_subsets: int) -> dict:
     """Real-data features and every real-vs-real number for this n (cached per classifier and n)."""
-    from .classifier import predict
-    from .fid import fid_from_features, kid_from_features
-    from .metrics import checkerboard_score, dark_fraction
+    from course_utils.evaluation.classifier import predict
+    from course_utils.evaluation.fid import fid_from_features, kid_from_features
+    from course_utils.evaluation.metrics import checkerboard_score, dark_fraction
     key = (id(classifier), n, kid_subsets)
     hit = _real_cache.get(key)
     if hit is not None and hit["classifier"] is classifier:
@@ -85,7 +85,7 @@ def _reference(classifier, n: int, kid_subsets: int) -> dict:
 
 def generate(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 250, **sample_kwargs) -> torch.Tensor:
     """n samples in batches of ``batch``; batch i uses seed ``seed * 1000 + i`` (reproducible, disjoint noise)."""
-    from .diffusion import sample
+    from course_utils.diffusion import sample
     out = []
     for i, start in enumerate(range(0, n, batch)):
         out.append(sample(model, min(batch, n - start), seed=seed * 1000 + i, **sample_kwargs))
@@ -94,9 +94,9 @@ def generate(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 250, **
 
 def evaluate_images(images: torch.Tensor, classifier=None, kid_subsets: int = 100) -> dict:
     """All metrics for given images (N, 1, 16, 16) in [-1, 1] against N real test images."""
-    from .classifier import predict
-    from .fid import fid_from_features, kid_from_features
-    from .metrics import checkerboard_score, dark_fraction
+    from course_utils.evaluation.classifier import predict
+    from course_utils.evaluation.fid import fid_from_features, kid_from_features
+    from course_utils.evaluation.metrics import checkerboard_score, dark_fraction
     images = torch.as_tensor(images).float().cpu()
     if images.ndim != 4 or images.shape[1:] != (1, 16, 16):
         raise CourseError(f"expected images of shape (N, 1, 16, 16), got {tuple(images.shape)}.")
@@ -125,15 +125,24 @@ def evaluate(model: torch.nn.Module, n: int = 1000, seed: int = 0, classifier=No
 
     Returns a dict with fid, fid_floor, kid, kid_std, kid_floor, checkerboard, checkerboard_real,
     confidence, confidence_real, class_entropy, class_entropy_real, class_entropy_uniform,
-    dark_fraction, dark_fraction_real and n. ``classifier`` defaults to the shipped one.
+    dark_fraction, dark_fraction_real and n, and how the samples were drawn: sampler, sampler_steps, eta,
+    sample_seconds and images_per_s. ``classifier`` defaults to the shipped one; ``sample_kwargs`` go to
+    :func:`course_utils.diffusion.sample` (e.g. ``sampler="ddim", steps=25``).
     """
     if not isinstance(n, int) or not 2 <= n <= MAX_N:
         raise CourseError(f"n must be a whole number between 2 and {MAX_N} (the test split's size), got {n!r}.")
     if not isinstance(batch, int) or batch < 1:
         raise CourseError(f"batch must be a whole number >= 1, got {batch!r}.")
     clf = classifier if classifier is not None else default_classifier()  # fail early, before sampling
+    import time
+    t0 = time.perf_counter()
     images = generate(model, n, seed=seed, batch=batch, **sample_kwargs)
-    return evaluate_images(images, clf, kid_subsets=kid_subsets)
+    seconds = time.perf_counter() - t0
+    sampler = sample_kwargs.get("sampler", "ddpm")
+    steps = sample_kwargs.get("steps") or (25 if sampler == "ddim" else getattr(getattr(model, "config", None), "T", 150))
+    return {**evaluate_images(images, clf, kid_subsets=kid_subsets), "sampler": sampler, "sampler_steps": steps,
+            "eta": sample_kwargs.get("eta", 0.0) if sampler == "ddim" else None,
+            "sample_seconds": seconds, "images_per_s": n / seconds}
 
 
 def format_report(result: dict, name: str = "") -> str:

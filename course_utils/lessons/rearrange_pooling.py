@@ -9,7 +9,7 @@ Everything here is a pure function of its arguments:
   (channel, row, col) it holds;
 * :func:`maxpool_survivors` marks the one pixel of each window that MaxPool keeps;
 * :func:`pooling_param_cost` and :func:`block_not_invertible` show what the *block*
-  (:class:`course_utils.blocks.RearrangePool`: rearrange, then a 4C -> C convolution) costs and loses.
+  (:class:`course_utils.model.blocks.RearrangePool`: rearrange, then a 4C -> C convolution) costs and loses.
 """
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ import einops
 import torch
 from torch import nn
 
-from .blocks import RearrangePool
-from .errors import CourseError
+from course_utils.model.blocks import RearrangePool
+from course_utils.errors import CourseError
 
 PATTERN = "b c (h p1) (w p2) -> b (c p1 p2) h w"
 INVERSE = "b (c p1 p2) h w -> b c (h p1) (w p2)"

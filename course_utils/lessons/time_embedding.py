@@ -1,6 +1,6 @@
 """What the sinusoidal time embedding looks like, measured (notebook 06).
 
-The U-Net feeds ``t/T`` (a number in [0, 1)) to :class:`course_utils.blocks.SinusoidalEmbedding`
+The U-Net feeds ``t/T`` (a number in [0, 1)) to :class:`course_utils.model.blocks.SinusoidalEmbedding`
 (dim 8), as the original course does. Transformer-style embeddings are usually fed the integer
 position instead. This module computes both tables and measures how far apart the steps end up,
 how many pairs are near-duplicates and how close each table is to a plain straight line in t.
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import torch
 
-from .blocks import EmbedBlock, SinusoidalEmbedding
-from .errors import CourseError
-from .unet import T_DEFAULT
+from course_utils.model.blocks import EmbedBlock, SinusoidalEmbedding
+from course_utils.errors import CourseError
+from course_utils.model.unet import T_DEFAULT
 
 MODES = ("t/T", "integer")
 

@@ -13,7 +13,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from .errors import CourseError
+from course_utils.errors import CourseError
 
 FUNCTIONS = {
     "gelu": lambda x: F.gelu(x),                            # x * Phi(x), Phi = standard normal CDF

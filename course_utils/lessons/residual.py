@@ -10,18 +10,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import ResidualConvBlock
-from .diffusion import Schedule
-from .errors import CourseError
-from .train import diffusion_loss
-from .unet import UNet, build
+from course_utils.model.blocks import ResidualConvBlock
+from course_utils.diffusion import Schedule
+from course_utils.errors import CourseError
+from course_utils.train import diffusion_loss
+from course_utils.model.unet import UNet, build
 
 BLOCKS = ("down0", "down1", "down2", "dense_emb", "t_emb1", "t_emb2", "up0", "up1", "up2", "out")
 
 
 def fixed_batch(n: int = 32, split: str = "train") -> torch.Tensor:
     """The first ``n`` images of a Fashion-MNIST split (no shuffling, no flips): the same batch every time."""
-    from .data import load
+    from course_utils.data import load
     if n < 1:
         raise CourseError(f"the batch needs at least one image, got n={n}.")
     return load(split).images[:n].clone()
@@ -39,7 +39,7 @@ def gradient_norms(model: nn.Module, x0: torch.Tensor, seed: int = 0, per: str =
     if per not in ("block", "layer"):
         raise CourseError(f"per={per!r}; choose 'block' (down0, down1, ..., out) or 'layer' (every parameter).")
     if not isinstance(model, UNet):
-        raise CourseError("gradient_norms expects a course_utils.unet.UNet (build one with cu.build(preset)).")
+        raise CourseError("gradient_norms expects a course_utils.model.unet.UNet (build one with cu.build(preset)).")
     model.zero_grad(set_to_none=True)
     gen = torch.Generator().manual_seed(seed)
     loss = diffusion_loss(model, x0, Schedule(T=model.config.T), gen)

@@ -3,7 +3,7 @@
 1. The final optimized model: ``FINAL_STEPS`` steps (the original course's 5 epochs) with an exponential
    moving average of the weights, evaluated on ``FINAL_N`` samples and exported (EMA weights) to
    ``checkpoints/optimized-final.safetensors`` with its manifest.
-2. The ablation (``course_utils.ablation``): every ladder rung and every leave-one-out preset trained for
+2. The ablation (``course_utils.study.ablation``): every ladder rung and every leave-one-out preset trained for
    the same number of steps (``LADDER_STEPS``) under ``SEEDS`` seeds, each evaluated; the results go to
    ``results/ablation/ladder/``.
 3. The equal-step ladder checkpoints: the seed-0 run of every ladder rung, exported as fp16 weights to
@@ -20,11 +20,12 @@ import json
 import time
 from pathlib import Path
 
-from .checkpoints import atomic_write_text, load_checkpoint, read_checkpoint, save_checkpoint
-from .errors import CourseError
-from .runs import CHECKPOINT_DIR, run_dir, runs_root
-from .train import STEPS_PER_EPOCH, Budget, check_ema, load_history
-from .unet import LADDER, PRESETS, count_params, get_preset
+from course_utils.checkpoints import atomic_write_text, load_checkpoint, read_checkpoint, save_checkpoint
+from course_utils.errors import CourseError
+from course_utils.paths import checkpoint_dir, relative, runs_root
+from course_utils.study.runs import run_dir
+from course_utils.train import STEPS_PER_EPOCH, Budget, check_ema, load_history
+from course_utils.model.unet import LADDER, PRESETS, count_params, get_preset
 
 LADDER_STEPS = 250      # every ladder and leave-one-out preset, every seed
 SEEDS = 2
@@ -49,14 +50,6 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _relative(path: Path) -> str:
-    from .data import REPO_ROOT
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
-
-
 def export(src: Path, dest: Path, preset: str, manifest: dict, use_ema: bool = False) -> dict:
     """Write ``src``'s weights (or its EMA) as fp16, weights only, to ``dest`` plus ``dest`` with .json."""
     model, header = load_checkpoint(src, preset, use_ema=use_ema)
@@ -72,9 +65,9 @@ def export(src: Path, dest: Path, preset: str, manifest: dict, use_ema: bool = F
 
 
 def _base_manifest(preset: str, command: str) -> dict:
-    from .classifier import _git_commit, hardware
+    from course_utils.checkpoints import git_commit, hardware
     import torch
-    return {"preset": preset, "command": command, "git_commit": _git_commit(), "date": _now(),
+    return {"preset": preset, "command": command, "git_commit": git_commit(), "date": _now(),
             "config": get_preset(preset).config.to_dict(), "batch_size": BATCH_SIZE,
             "hardware": {**hardware(), "device": "cuda" if torch.cuda.is_available() else "cpu"}}
 
@@ -84,12 +77,12 @@ def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION
                 command: str = "python -m course_utils ship", progress: bool = True,
                 presets: list[str] | None = None) -> dict:
     """The ablation over every preset (or ``presets``), then the seed-0 ladder runs exported to ``checkpoints``."""
-    from .ablation import RESULTS_DIR, ablate
+    from course_utils.study.ablation import ablate, ablation_dir
     budget = ladder_budget(steps)
-    out = Path(results) if results else RESULTS_DIR / budget.name
+    out = Path(results) if results else ablation_dir(budget.name)
     names = presets or list(PRESETS)
     res = ablate(budget, seeds=seeds, presets=names, n=n, out=out, progress=progress)
-    ckdir = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
+    ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
     manifests = {}
     for p in [p for p in LADDER if p in names]:
         run = next(r for r in res["runs"] if r["preset"] == p and r["seed"] == 0)
@@ -99,7 +92,7 @@ def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION
         m = {**_base_manifest(p, command), "params": run["params"], "budget": budget.description,
              "steps": hist.steps, "seed": 0, "wall_seconds": round(hist.seconds, 1),
              "final_loss": round(hist.final_loss(), 5), "metrics": metrics,
-             "ablation": _relative(out)}
+             "ablation": relative(out)}
         manifests[p] = export(d / "model.safetensors", ckdir / f"{p}.safetensors", p, m)
         if progress:
             print(f"shipped {ckdir / (p + '.safetensors')} ({manifests[p]['bytes'] / 1e6:.1f} MB)")
@@ -109,7 +102,7 @@ def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION
 def train_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, folder: str | Path | None = None,
                 progress: bool = True):
     """Train (or resume, or reuse) the final optimized model; returns (ema_model, history, folder)."""
-    from .runs import train_preset
+    from course_utils.study.runs import train_preset
     d = Path(folder) if folder else final_dir()
     ckpt = d / "model.safetensors"
     budget = Budget("final", steps, steps, 64, 1, f"{steps} steps with an EMA ({ema}) of the weights")
@@ -136,12 +129,12 @@ def ship_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, n: int = FINAL_
                checkpoints: str | Path | None = None, folder: str | Path | None = None,
                command: str = "python -m course_utils ship", progress: bool = True) -> dict:
     """Train the final optimized model (EMA), evaluate it on ``n`` samples and export it."""
-    from .evaluate import evaluate
-    from .ablation import evaluate_run
+    from course_utils.evaluation.evaluate import evaluate
+    from course_utils.study.ablation import evaluate_run
     model, hist, d = train_final(steps, ema, folder, progress)
     metrics, seconds = evaluate_run(model, d, n, 0, None, evaluate, name=f"eval-ema-n{n}-seed0.json")
     metrics = {**metrics, "eval_seconds": round(seconds, 1)}
-    ckdir = Path(checkpoints) if checkpoints else CHECKPOINT_DIR
+    ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
     m = {**_base_manifest("optimized", command), "params": count_params(model),
          "budget": f"{hist.steps} steps = {hist.steps / STEPS_PER_EPOCH:.1f} epochs of 60,000 images",
          "steps": hist.steps, "seed": 0, "ema_decay": ema, "wall_seconds": round(hist.seconds, 1),
@@ -170,7 +163,7 @@ def ship(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION_N, fin
     if not skip_ladder:
         out["ladder"] = ship_ladder(steps, seeds, n, checkpoints, results, command, progress, presets)
     out["seconds"] = time.perf_counter() - t0
-    total = sum(p.stat().st_size for p in Path(checkpoints or CHECKPOINT_DIR).glob("*.safetensors"))
+    total = sum(p.stat().st_size for p in Path(checkpoints or checkpoint_dir()).glob("*.safetensors"))
     out["checkpoint_bytes"] = total
     if progress:
         print(f"done in {out['seconds'] / 60:.1f} min; checkpoints/ holds {total / 1e6:.1f} MB of weights")
@@ -179,4 +172,4 @@ def ship(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION_N, fin
 
 def shipped_final_path() -> Path:
     """``checkpoints/optimized-final.safetensors``: the final model's fp16 EMA weights."""
-    return CHECKPOINT_DIR / f"{FINAL_NAME}.safetensors"
+    return checkpoint_dir() / f"{FINAL_NAME}.safetensors"

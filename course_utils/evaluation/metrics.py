@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+from course_utils.errors import CourseError
+
 
 def _as_images(x: torch.Tensor) -> torch.Tensor:
     x = torch.as_tensor(x).float()
@@ -17,7 +19,8 @@ def _as_images(x: torch.Tensor) -> torch.Tensor:
     elif x.ndim == 3:
         x = x[:, None]
     if x.ndim != 4:
-        raise ValueError(f"expected images (N, C, H, W), (N, H, W) or (H, W), got shape {tuple(x.shape)}")
+        raise CourseError(f"expected images (N, C, H, W), (N, H, W) or (H, W), got shape {tuple(x.shape)}. "
+                          "Fix: pass a batch of images, e.g. samples of shape (N, 1, 16, 16).")
     return x
 
 

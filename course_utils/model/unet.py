@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock, DownBlock, EmbedBlock, ResidualConvBlock,
+from course_utils.model.blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock, DownBlock, EmbedBlock, ResidualConvBlock,
                      SinusoidalEmbedding, UpBlock, make_act, make_norm)
-from .errors import CourseError
+from course_utils.errors import CourseError
 
 T_DEFAULT = 150
 

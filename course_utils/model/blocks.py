@@ -1,7 +1,7 @@
 """The building blocks of the course's U-Net, one small module per idea.
 
 Every block takes its normalization and activation by name, so a single switch in
-:class:`course_utils.unet.UNetConfig` swaps BatchNorm for GroupNorm or ReLU for GELU everywhere.
+:class:`course_utils.model.unet.UNetConfig` swaps BatchNorm for GroupNorm or ReLU for GELU everywhere.
 """
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ import torch
 from einops.layers.torch import Rearrange
 from torch import nn
 
-from .errors import CourseError
+from course_utils.errors import CourseError
 
 ACTIVATIONS = ("relu", "gelu")
 NORMS = ("batch", "group")
 
 
-def _divisors(n: int) -> list[int]:
+def divisors(n: int) -> list[int]:
+    """Every whole number that divides n: the group counts GroupNorm accepts for n channels."""
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
@@ -34,7 +35,7 @@ def make_norm(kind: str, channels: int, groups: int, where: str = "layer") -> nn
             raise CourseError(
                 f"{where}: GroupNorm(num_groups={groups}, num_channels={channels}) is impossible: "
                 f"the number of groups must divide the number of channels ({channels}). "
-                f"Fix: pick num_groups from the divisors of {channels}: {_divisors(channels)}."
+                f"Fix: pick num_groups from the divisors of {channels}: {divisors(channels)}."
             )
         return nn.GroupNorm(groups, channels)
     raise CourseError(f"{where}: unknown normalization {kind!r}; choose one of {NORMS}.")

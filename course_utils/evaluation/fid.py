@@ -1,7 +1,7 @@
 """Fréchet distance (FID) and kernel inception distance (KID) between two sets of feature vectors.
 
 Both compare *feature vectors* (here: the penultimate layer of the course's Fashion-MNIST
-classifier, see ``course_utils.classifier``), not pixels.
+classifier, see ``course_utils.evaluation.classifier``), not pixels.
 
 * **FID** fits a Gaussian to each set (mean mu, covariance S) and returns the Fréchet distance
   between the two Gaussians: |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^{1/2}). The trace of the matrix
@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from .errors import CourseError
+from course_utils.errors import CourseError
 
 
 def _features(x, name: str = "features") -> torch.Tensor:

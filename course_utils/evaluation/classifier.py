@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import platform
-import subprocess
 import time
 from pathlib import Path
 
@@ -25,10 +23,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import CheckpointError, CourseError
+from course_utils.errors import CheckpointError, CourseError
+from course_utils.checkpoints import git_commit, hardware
+from course_utils.paths import checkpoint_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CLASSIFIER_PATH = REPO_ROOT / "checkpoints" / "classifier.safetensors"
+CLASSIFIER_NAME = "classifier.safetensors"
+
 FORMAT = "ddpm-course-classifier/1"
 REGENERATE = "python -m course_utils train-classifier"
 FEATURE_DIM = 256
@@ -97,28 +97,6 @@ def accuracy(model: FashionClassifier, images: torch.Tensor, labels: torch.Tenso
     return float((logits.argmax(1) == labels.cpu()).float().mean())
 
 
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def hardware() -> dict:
-    return {"cpu": _cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
 
 def train_classifier(epochs: int = 4, seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
                      device: str | torch.device | None = None, steps: int | None = None,
@@ -144,8 +122,8 @@ def train_classifier(epochs: int = 4, seed: int = 0, batch_size: int = 128, lr: 
 
 
 def _train(epochs, seed, batch_size, lr, device, steps, progress, train_data, test_data, out, command):
-    from .data import Batches, load
-    from .train import pick_device
+    from course_utils.data import Batches, load
+    from course_utils.train import pick_device
     if epochs < 1 and steps is None:
         raise CourseError(f"epochs must be at least 1, got {epochs}.")
     if steps is not None and steps < 1:
@@ -186,7 +164,7 @@ def _train(epochs, seed, batch_size, lr, device, steps, progress, train_data, te
     threads_used = torch.get_num_threads()
     manifest = {
         "command": command or f"python -m course_utils train-classifier --epochs {epochs} --seed {seed}",
-        "git_commit": _git_commit(), "epochs": round(total / per_epoch, 3), "steps": total,
+        "git_commit": git_commit(), "epochs": round(total / per_epoch, 3), "steps": total,
         "batch_size": batch_size, "seed": seed, "wall_seconds": round(seconds, 1),
         "cpu_seconds": round(cpu_seconds, 1),
         "hardware": {**hardware(), "threads": threads_used, "device": str(device)}, "test_accuracy": round(acc, 4),
@@ -204,12 +182,17 @@ def manifest_path(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_classifier(model: FashionClassifier, path: str | Path = CLASSIFIER_PATH, manifest: dict | None = None) -> Path:
+def classifier_path() -> Path:
+    """``checkpoints/classifier.safetensors`` in the course folder: the shipped classifier."""
+    return checkpoint_dir() / CLASSIFIER_NAME
+
+
+def save_classifier(model: FashionClassifier, path: str | Path | None = None, manifest: dict | None = None) -> Path:
     """Write the weights (safetensors, atomically) and, if given, the manifest JSON next to them."""
     from safetensors.torch import save
 
-    from .checkpoints import atomic_write_bytes, atomic_write_text
-    path = Path(path)
+    from course_utils.checkpoints import atomic_write_bytes, atomic_write_text
+    path = Path(path) if path is not None else classifier_path()
     if path.suffix != ".safetensors":
         raise CourseError(f"the classifier is saved as .safetensors; got {path}. Fix: --out NAME.safetensors")
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -227,8 +210,9 @@ def load_classifier(path: str | Path | None = None, device: str | torch.device =
     """Load the shipped classifier (or ``path``) in eval mode. Missing/corrupt files raise CheckpointError."""
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
-    path = Path(path) if path is not None else CLASSIFIER_PATH
-    if path == CLASSIFIER_PATH:
+    shipped = classifier_path()
+    path = Path(path) if path is not None else shipped
+    if path == shipped:
         fix = (f"Fix: regenerate it with `{REGENERATE}` (2-3 minutes of CPU time), or restore it with "
                "`git checkout -- checkpoints/`.")
     else:

@@ -1,0 +1,1 @@
+"""The command line: ``main`` builds one parser; ``core``, ``evaluation`` and ``study`` add the commands of their layer."""

@@ -1,0 +1,164 @@
+"""The study's commands: ``bench``, ``ablate`` and ``ship``."""
+from __future__ import annotations
+
+import json
+
+from course_utils.cli.common import budget_parent, checkpoint_parent, device_parent, fraction, positive
+
+
+def cmd_bench(args) -> int:
+    from course_utils.study.bench import bench, format_bench
+    result = bench(args.variants or None, repeats=args.repeats, steps=args.steps, samples=args.samples,
+                   device=args.device)
+    print(json.dumps(result, indent=1) if args.json else format_bench(result))
+    return 0
+
+
+def cmd_ablate(args) -> int:
+    from course_utils.study.ablation import ablate
+    budget = args.budget
+    if args.steps:
+        from course_utils.study.ship import ladder_budget
+        budget = ladder_budget(args.steps)
+    result = ablate(budget, seeds=args.seeds, presets=args.presets or None, n=args.n, out=args.out,
+                    retrain=args.retrain)
+    print(result["table"])
+    print(f"wrote {result['out']}/results.json, table.md, losses.png, samples.png")
+    return 0
+
+
+def cmd_ship(args) -> int:
+    from course_utils.study.ship import ship
+    ship(args.steps, args.seeds, args.n, args.final_steps, args.final_n, args.ema, args.checkpoints, args.results,
+         skip_final=args.skip_final, skip_ladder=args.skip_ladder, command=args.command_line)
+    return 0
+
+
+def cmd_compare_samplers(args) -> int:
+    from course_utils.study.samplers import compare_samplers, samplers_dir
+    result = compare_samplers(args.name, args.checkpoint, n=args.n, steps=args.steps, etas=args.eta, seed=args.seed,
+                              out=args.out)
+    out = args.out or samplers_dir(args.name)
+    print(f"wrote {out}/results.json, table.md, fid_vs_steps.png ({len(result['rows'])} samplers)")
+    return 0
+
+
+def cmd_study(args) -> int:
+    from course_utils.errors import CourseError
+    from course_utils.study import compute
+    if args.summary:
+        out = compute.summarize(args.name)
+    else:
+        plan = None
+        if args.only:
+            plan = []
+            for item in args.only:
+                preset, _, seed = item.partition(":")
+                if seed and not seed.isdigit():
+                    raise CourseError(f"--only {item!r}: write PRESET or PRESET:SEED, e.g. baseline:1.")
+                plan.append((preset, int(seed or 0)))
+        out = compute.study(args.name, plan=plan, max_runs=args.max_runs, device=args.device)
+    print(compute.markdown(out) if out["rows"] else "no finished milestone yet")
+    print(f"results in {compute.study_dir(args.name)}")
+    return 0
+
+
+def cmd_ema_check(args) -> int:
+    from course_utils.study.recipe import ema_check, markdown
+    print(markdown(ema_check(args.preset, steps=args.steps, ema=args.ema, n=args.n, device=args.device)))
+    return 0
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("bench", parents=[device_parent()],
+                       help="training and sampling speed per preset (medians), beside its FLOPs",
+                       description="Measure the data pipeline, training steps/s (batch 128) and sampling images/s "
+                                   "(all T steps) per preset with torch.utils.benchmark: each preset's figure is the "
+                                   "median of --repeats rounds that go round all presets. Beside them: the FLOPs of "
+                                   "a training step and of one sampled image, and the achieved GFLOP/s.")
+    s.add_argument("variants", nargs="*", metavar="VARIANT", help="presets to measure (default: the ladder)")
+    s.add_argument("--repeats", type=positive, default=3, help="rounds over the presets (default 3)")
+    s.add_argument("--steps", type=positive, default=5, help="training steps per preset and round (default 5)")
+    s.add_argument("--samples", type=positive, default=16, help="images per sampling run (default 16)")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_bench)
+
+    s = sub.add_parser("compare-samplers", parents=[checkpoint_parent()],
+                       help="DDIM at several step counts against 150-step DDPM: Fashion-FID and images/s",
+                       description="Evaluate one trained model with the DDPM sampler (all T steps) and with DDIM at each "
+                                   "--steps K and --eta, on the same n samples; write results/samplers/NAME/ "
+                                   "(results.json, table.md, fid_vs_steps.png). Each configuration is cached, so an "
+                                   "interrupted comparison continues.")
+    s.add_argument("name", metavar="NAME", help="a preset or a shipped checkpoint such as optimized-final")
+    s.add_argument("-n", type=positive, default=1000, help="samples per configuration (default 1000)")
+    s.add_argument("--steps", type=positive, nargs="+", default=[10, 25, 50, 150], help="DDIM step counts K")
+    s.add_argument("--eta", type=fraction, nargs="+", default=[0.0], help="DDIM noise levels (default 0)")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    s.add_argument("--out", help="results folder (default results/samplers/NAME)")
+    s.set_defaults(func=cmd_compare_samplers)
+
+    s = sub.add_parser("ema-check", parents=[device_parent()],
+                       help="does the EMA meet the right BatchNorm statistics? FID five ways along one run",
+                       description="Train PRESET once with an EMA (resumable), and at each --steps evaluate the raw and "
+                                   "the EMA weights with running, averaged, copied or recomputed BatchNorm statistics. "
+                                   "Writes results/recipe/PRESET-ema-batchnorm/ (results.json, table.md).")
+    s.add_argument("preset", nargs="?", default="baseline", metavar="PRESET", help="default baseline")
+    s.add_argument("--steps", type=positive, nargs="+", default=[1000, 2000, 4000], help="where to evaluate")
+    s.add_argument("--ema", type=float, default=0.999, help="EMA decay (default 0.999)")
+    s.add_argument("-n", type=positive, default=500, help="samples per evaluation (default 500)")
+    s.set_defaults(func=cmd_ema_check)
+
+    from course_utils.study import compute as co
+    s = sub.add_parser("study", parents=[device_parent()],
+                       help="the compute-aware study: every rung to the same training compute, FID along the way",
+                       description="Train every ladder rung to the training compute of "
+                                   f"{co.REFERENCE_STEPS} {co.REFERENCE} steps (a cheaper rung gets more steps), "
+                                   f"evaluating its EMA weights at {', '.join(f'{f:g}' for f in co.FRACTIONS)} of its "
+                                   f"budget and at {co.REFERENCE_STEPS} steps (Fashion-FID, n = {co.EVAL['n']}, "
+                                   f"{co.EVAL['sampler'].upper()} {co.EVAL['steps']} steps). Runs go in the order: "
+                                   "seed 0 of every rung, then seeds 1 and 2 of baseline and optimized. Resumable: "
+                                   "each milestone's evaluation is saved to results/study/NAME/runs/ as it is made, "
+                                   "and a new start continues with the next missing one. On 2 CPU cores a run takes "
+                                   "10-20 minutes; see the README.")
+    s.add_argument("--name", default="cpu", help="the study's folder under results/study (default cpu)")
+    s.add_argument("--only", nargs="+", metavar="PRESET[:SEED]", help="make only these runs (default: the whole plan)")
+    s.add_argument("--max-runs", type=positive, help="stop after starting this many runs (the rest: next time)")
+    s.add_argument("--summary", action="store_true", help="only rewrite summary.json, table.md and curves.png")
+    s.set_defaults(func=cmd_study)
+
+    s = sub.add_parser("ablate", parents=[budget_parent()],
+                       help="train and evaluate the ladder and the leave-one-out presets; write a table",
+                       description="Train every preset (or those named) for the same number of steps under a budget "
+                                   "and several seeds, evaluate each (FID/KID vs the real-vs-real floor, checkerboard), "
+                                   "and write results.json, table.md (mean and spread over seeds), losses.png and "
+                                   "samples.png to --out (default results/ablation/BUDGET).")
+    s.add_argument("presets", nargs="*", metavar="PRESET", help="presets to include (default: all)")
+    s.add_argument("--steps", type=positive, help="train every preset for exactly STEPS steps (budget 'ladder', "
+                   "results/ablation/ladder; overrides --budget)")
+    s.add_argument("--seeds", type=positive, default=2, help="seeds per preset (default 2)")
+    s.add_argument("-n", type=positive, default=500, help="samples per evaluation (default 500)")
+    s.add_argument("--out", help="results folder")
+    s.add_argument("--retrain", action="store_true", help="train again even if a run of this budget exists")
+    s.set_defaults(func=cmd_ablate)
+
+    from course_utils.study import ship as sh
+    s = sub.add_parser(
+        "ship", help="regenerate everything shipped: the ablation, the equal-step ladder checkpoints, the final model",
+        description="Regenerate the shipped results and checkpoints: (1) the final optimized model "
+                    f"({sh.FINAL_STEPS} steps, EMA {sh.FINAL_EMA}) -> checkpoints/{sh.FINAL_NAME}.safetensors; "
+                    "(2) the ablation of every ladder and leave-one-out preset at the same number of steps "
+                    f"(default {sh.LADDER_STEPS}) and seeds (default {sh.SEEDS}) -> results/ablation/ladder/; "
+                    "(3) the seed-0 ladder runs as fp16 checkpoints/<preset>.safetensors with manifests. "
+                    "Finished runs in runs/ are reused, so an interrupted ship continues where it stopped. "
+                    "Measured on 2 CPU cores: see the README.")
+    s.add_argument("--steps", type=positive, default=sh.LADDER_STEPS, help=f"steps per preset (default {sh.LADDER_STEPS})")
+    s.add_argument("--seeds", type=positive, default=sh.SEEDS, help=f"ablation seeds (default {sh.SEEDS})")
+    s.add_argument("-n", type=positive, default=sh.ABLATION_N, help=f"samples per ablation evaluation (default {sh.ABLATION_N})")
+    s.add_argument("--final-steps", type=positive, default=sh.FINAL_STEPS, help=f"final model's steps (default {sh.FINAL_STEPS})")
+    s.add_argument("--final-n", type=positive, default=sh.FINAL_N, help=f"final model's evaluation samples (default {sh.FINAL_N})")
+    s.add_argument("--ema", type=float, default=sh.FINAL_EMA, help=f"final model's EMA decay (default {sh.FINAL_EMA})")
+    s.add_argument("--skip-ladder", action="store_true", help="only the final model")
+    s.add_argument("--skip-final", action="store_true", help="only the ablation and ladder checkpoints")
+    s.add_argument("--checkpoints", metavar="DIR", help="where to write checkpoints (default checkpoints/)")
+    s.add_argument("--results", metavar="DIR", help="where to write the ablation (default results/ablation/ladder)")
+    s.set_defaults(func=cmd_ship)

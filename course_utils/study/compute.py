@@ -1,0 +1,258 @@
+"""The compute-aware study: every ladder rung trained to the **same training compute** (FLOPs), evaluated at
+several points along the way, so that Fashion-FID can be drawn against steps *and* against compute
+(``python -m course_utils study``).
+
+Why: ``optimized`` costs about 12x the baseline's FLOPs per training step (``course_utils.model.cost``). Comparing
+rungs at equal steps says what an idea does to the network; comparing them at equal compute says what it is worth
+on a given machine. The budget is the compute of ``REFERENCE_STEPS`` steps of ``optimized``; a preset that costs
+less per step gets proportionally more steps. Every run is evaluated at the fractions ``FRACTIONS`` of its own
+budget and also at ``REFERENCE_STEPS`` steps (the equal-step view).
+
+Every run follows one recipe (``RECIPE``: Adam at a constant learning rate, batch 128, an EMA of the weights
+whose BatchNorm statistics are averaged too) and is evaluated on its EMA weights with the sampler in ``EVAL``.
+
+Resumable and nothing lost: runs train in segments from milestone to milestone in ``runs/study/``; after each
+milestone its evaluation is appended to ``results/study/<name>/runs/<preset>-seed<seed>.json`` (small JSON, meant
+to be committed as it arrives). Start the command again and it continues with the next missing milestone.
+"""
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from pathlib import Path
+
+from course_utils.checkpoints import atomic_write_text, hardware, load_checkpoint, read_checkpoint
+from course_utils.errors import CourseError
+from course_utils.model.cost import sample_gflops_per_image, train_gflops
+from course_utils.model.unet import LADDER, get_preset
+from course_utils.paths import results_dir, runs_root
+from course_utils.train import Budget
+
+REFERENCE = "optimized"
+REFERENCE_STEPS = 1000
+FRACTIONS = (0.125, 0.25, 0.5, 1.0)
+# the order runs are made in: one seed of every rung first, then the extra seeds of the two ends of the ladder
+PLAN = [(p, 0) for p in LADDER] + [("baseline", 1), ("optimized", 1), ("baseline", 2), ("optimized", 2)]
+RECIPE = {"lr": 1e-3, "batch_size": 128, "ema": 0.999}
+EVAL = {"n": 500, "sampler": "ddim", "steps": 50, "eta": 1.0}
+
+
+def study_dir(name: str = "cpu") -> Path:
+    return results_dir() / "study" / name
+
+
+def budget_gflop(reference_steps: int = REFERENCE_STEPS) -> float:
+    """The training compute every rung gets: ``reference_steps`` steps of ``optimized`` (GFLOP)."""
+    return reference_steps * train_gflops(REFERENCE)
+
+
+def steps_for(preset: str, reference_steps: int = REFERENCE_STEPS) -> int:
+    """The steps of ``preset`` that cost the budget's compute."""
+    return max(1, round(budget_gflop(reference_steps) / train_gflops(preset)))
+
+
+def milestones(preset: str, reference_steps: int = REFERENCE_STEPS, fractions=FRACTIONS) -> list[int]:
+    """Where a run is evaluated: the fractions of its own budget, and the reference steps (the equal-step view)."""
+    total = steps_for(preset, reference_steps)
+    points = {max(1, round(f * total)) for f in fractions} | {reference_steps}
+    return sorted(p for p in points if p <= total)
+
+
+def run_folder(preset: str, seed: int, name: str = "cpu") -> Path:
+    return runs_root() / "study" / name / f"{preset}-seed{seed}"
+
+
+def result_file(preset: str, seed: int, name: str = "cpu") -> Path:
+    return study_dir(name) / "runs" / f"{preset}-seed{seed}.json"
+
+
+def _settings(reference_steps: int, fractions, recipe: dict, evaluation: dict) -> dict:
+    return {"reference": REFERENCE, "reference_steps": reference_steps, "fractions": list(fractions),
+            "recipe": recipe, "eval": evaluation}
+
+
+def load_run(preset: str, seed: int, name: str = "cpu") -> dict | None:
+    f = result_file(preset, seed, name)
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def run_one(preset: str, seed: int, name: str = "cpu", reference_steps: int = REFERENCE_STEPS, fractions=FRACTIONS,
+            recipe: dict = RECIPE, evaluation: dict = EVAL, progress: bool = True, device=None) -> dict:
+    """Train ``preset`` (seed ``seed``) to the budget in segments, evaluating at every milestone; resumable."""
+    from course_utils.evaluation.evaluate import default_classifier, evaluate
+    from course_utils.study.runs import train_preset
+    get_preset(preset)
+    settings = _settings(reference_steps, fractions, recipe, evaluation)
+    total = steps_for(preset, reference_steps)
+    record = load_run(preset, seed, name)
+    if record is not None and record.get("settings") != settings:
+        raise CourseError(f"{result_file(preset, seed, name)} was made with other settings ({record.get('settings')}). "
+                          "Fix: choose another study name (--name) or move that file away.")
+    record = record or {"preset": preset, "seed": seed, "settings": settings, "steps": total,
+                        "train_gflops_per_step": train_gflops(preset),
+                        "sample_gflops_per_image": sample_gflops_per_image(preset, evaluation.get("steps")),
+                        "hardware": hardware(), "points": []}
+    done = {p["step"] for p in record["points"]}
+    folder = run_folder(preset, seed, name)
+    ckpt = folder / "model.safetensors"
+    budget = Budget("study", total, total, 16, 1, f"the compute of {reference_steps} {REFERENCE} steps")
+    clf = None
+    for m in milestones(preset, reference_steps, fractions):
+        if m in done:
+            continue
+        at = read_checkpoint(ckpt)[1]["meta"].get("step", 0) if ckpt.is_file() else 0
+        if at > m:
+            raise CourseError(f"{ckpt} is at step {at}, past the milestone {m} that has no evaluation yet. "
+                              f"Fix: delete {folder} to train this run again.")
+        if at < m:
+            if progress:
+                print(f"{preset} seed {seed}: training to step {m} of {total}", flush=True)
+            train_preset(preset, budget, seed=seed, out=folder, steps=m, ema_decay=recipe["ema"], resume=at > 0,
+                         progress=progress, device=device, lr=recipe["lr"], batch_size=recipe["batch_size"],
+                         save_every=100)
+        model, header = load_checkpoint(ckpt, preset, use_ema=True)
+        meta = header["meta"]
+        clf = clf or default_classifier()
+        t0 = time.perf_counter()
+        sample_kwargs = {k: v for k, v in evaluation.items() if k != "n"}
+        metrics = evaluate(model, n=evaluation["n"], seed=0, classifier=clf, **sample_kwargs)
+        losses = meta.get("losses", [])
+        point = {"step": m, "train_tflop": m * record["train_gflops_per_step"] / 1e3,
+                 "train_seconds": meta.get("seconds"), "loss": statistics.fmean(losses[-50:]) if losses else None,
+                 "eval_seconds": time.perf_counter() - t0, "weights": header.get("weights"), **metrics}
+        record["points"] = sorted(record["points"] + [point], key=lambda p: p["step"])
+        atomic_write_text(result_file(preset, seed, name), json.dumps(record, indent=1))
+        if progress:
+            print(f"{preset} seed {seed} step {m}: FID {metrics['fid']:.2f} (floor {metrics['fid_floor']:.2f}), "
+                  f"{point['train_tflop']:.1f} TFLOP, {point['train_seconds']:.0f} s of training", flush=True)
+    return record
+
+
+def study(name: str = "cpu", plan: list[tuple[str, int]] | None = None, reference_steps: int = REFERENCE_STEPS,
+          fractions=FRACTIONS, recipe: dict = RECIPE, evaluation: dict = EVAL, max_runs: int | None = None,
+          progress: bool = True, device=None) -> dict:
+    """Make (or continue) every run of ``plan`` in order, then summarize what is there."""
+    plan = plan or PLAN
+    made = 0
+    for preset, seed in plan:
+        rec = load_run(preset, seed, name)
+        finished = rec is not None and {p["step"] for p in rec["points"]} >= set(milestones(preset, reference_steps,
+                                                                                              fractions))
+        if finished:
+            continue
+        if max_runs is not None and made >= max_runs:
+            break
+        run_one(preset, seed, name, reference_steps, fractions, recipe, evaluation, progress, device)
+        made += 1
+        summarize(name)
+    return summarize(name)
+
+
+# --- summary ------------------------------------------------------------------------------------------------
+
+def load_all(name: str = "cpu") -> list[dict]:
+    folder = study_dir(name) / "runs"
+    return [json.loads(f.read_text()) for f in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
+
+
+def point_at(record: dict, step: int) -> dict | None:
+    return next((p for p in record["points"] if p["step"] == step), None)
+
+
+def summarize(name: str = "cpu") -> dict:
+    """Both views per preset (mean ± sd over seeds): FID at equal steps (the reference steps) and at equal
+    compute (each run's last milestone); written to results/study/<name>/summary.json, table.md, curves.png."""
+    records = load_all(name)
+    if not records:
+        return {"rows": []}
+    settings = records[0]["settings"]
+    ref_steps = settings["reference_steps"]
+    rows = []
+    for preset in [p for p in LADDER if any(r["preset"] == p for r in records)]:
+        mine = [r for r in records if r["preset"] == preset]
+        row = {"preset": preset, "seeds": sorted(r["seed"] for r in mine), "train_gflops": mine[0]["train_gflops_per_step"],
+               "budget_steps": mine[0]["steps"]}
+        for view, step_of in (("equal_steps", lambda r: ref_steps), ("equal_compute", lambda r: r["steps"])):
+            pts = [point_at(r, step_of(r)) for r in mine]
+            pts = [p for p in pts if p is not None]
+            if pts:
+                row[view] = {"step": pts[0]["step"], "seeds": len(pts),
+                             "fid": _mean_sd([p["fid"] for p in pts]), "fid_floor": pts[0]["fid_floor"],
+                             "train_seconds": statistics.fmean(p["train_seconds"] for p in pts),
+                             "checkerboard_ratio": statistics.fmean(p["checkerboard"] / p["checkerboard_real"] for p in pts),
+                             "dark_fraction": statistics.fmean(p["dark_fraction"] for p in pts)}
+        rows.append(row)
+    out = {"name": name, "settings": settings, "rows": rows, "runs": len(records)}
+    folder = study_dir(name)
+    atomic_write_text(folder / "summary.json", json.dumps(out, indent=1))
+    atomic_write_text(folder / "table.md", markdown(out))
+    from course_utils import plotting
+    plotting.save(plot_curves(records), folder / "curves.png")
+    return out
+
+
+def markdown(summary: dict) -> str:
+    s = summary["settings"]
+
+    def cell(view):
+        if view is None:
+            return "—", "—", "—"
+        m, sd = view["fid"]
+        fid = f"{m:.1f}" + ("" if sd != sd else f" ± {sd:.1f}") + f" ({view['seeds']})"
+        return fid, f"{view['step']:,}", f"{view['train_seconds'] / 60:.1f}"
+
+    head = ("| preset | GFLOP/step | FID at equal steps | steps | min | FID at equal compute | steps | min |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    body = ""
+    for r in summary["rows"]:
+        a, b = cell(r.get("equal_steps")), cell(r.get("equal_compute"))
+        body += f"| {r['preset']} | {r['train_gflops']:.1f} | {a[0]} | {a[1]} | {a[2]} | {b[0]} | {b[1]} | {b[2]} |\n"
+    floor = next((r[v]["fid_floor"] for r in summary["rows"] for v in ("equal_compute", "equal_steps") if v in r), math.nan)
+    e = s["eval"]
+    return (head + body + f"\nFashion-FID of the EMA weights, mean ± sd over seeds (number of seeds in brackets), n = "
+            f"{e['n']} samples ({e['sampler'].upper()}, {e.get('steps') or 150} steps, eta {e.get('eta', 0)}) vs "
+            f"{e['n']} test images; real-vs-real floor {floor:.2f}. Equal steps: {s['reference_steps']:,} steps "
+            f"each. Equal compute: {s['reference_steps']:,} steps of {s['reference']} "
+            f"({budget_gflop(s['reference_steps']) / 1e3:.1f} TFLOP) each. Recipe: Adam lr {s['recipe']['lr']} "
+            f"(constant), batch {s['recipe']['batch_size']}, EMA {s['recipe']['ema']} (BatchNorm statistics averaged "
+            "too). Minutes: training time on the machine that made the run.\n")
+
+
+def plot_curves(records: list[dict]):
+    """FID against training steps and against training compute, one colour per rung, mean over seeds."""
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    colors = plt.get_cmap("tab10").colors
+    for k, preset in enumerate(p for p in LADDER if any(r["preset"] == p for r in records)):
+        mine = [r for r in records if r["preset"] == preset]
+        steps = sorted(set.intersection(*[{p["step"] for p in r["points"]} for r in mine]))
+        if not steps:
+            continue
+        fids = [[point_at(r, s)["fid"] for r in mine] for s in steps]
+        mean = [statistics.fmean(f) for f in fids]
+        tflop = [s * mine[0]["train_gflops_per_step"] / 1e3 for s in steps]
+        label = f"{preset} ({len(mine)} seed{'s' if len(mine) > 1 else ''})"
+        for ax, x in ((a1, steps), (a2, tflop)):
+            ax.plot(x, mean, "o-", color=colors[k % 10], label=label, ms=3)
+            if len(mine) > 1:
+                lo, hi = [min(f) for f in fids], [max(f) for f in fids]
+                ax.fill_between(x, lo, hi, color=colors[k % 10], alpha=0.15)
+    floor = records[0]["points"][0]["fid_floor"]
+    for ax, xl in ((a1, "training steps (batch 128)"), (a2, "training compute (TFLOP)")):
+        ax.axhline(floor, c="k", ls=":", lw=1)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(xl)
+        ax.grid(alpha=0.3, which="both")
+    a1.set_ylabel("Fashion-FID (EMA weights)")
+    a2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    a1.set_title("equal steps: what an idea does to the network", fontsize=9)
+    a2.set_title("equal compute: what it is worth on a machine", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,122 @@
+"""Train a preset under a budget, or reuse the run a previous notebook already made.
+
+Runs live in ``runs/<budget>/<preset>-seed<seed>/`` (ignored by git): the checkpoint, the loss
+history and a sample grid. A notebook that compares its rung with the previous one therefore only
+trains the new rung when the notebooks are run in order. ``retrain=True`` starts from scratch.
+Shipped, longer-trained checkpoints live in ``checkpoints/`` (see :func:`load_shipped`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from course_utils.checkpoints import load_checkpoint, read_checkpoint
+from course_utils.data import load
+from course_utils.errors import CheckpointError, CourseError
+from course_utils.train import Budget, get_budget, load_history, save_history, train
+from course_utils.model.unet import build, get_preset
+from course_utils.paths import checkpoint_dir, runs_root
+
+
+
+def run_dir(preset: str, budget: str, seed: int = 0) -> Path:
+    return runs_root() / budget / f"{preset}-seed{seed}"
+
+
+def _cached(preset: str, budget: Budget, seed: int, steps: int):
+    d = run_dir(preset, budget.name, seed)
+    ckpt, hist = d / "model.safetensors", d / "history.json"
+    if not (ckpt.is_file() and hist.is_file()):
+        return None
+    try:
+        _, header = read_checkpoint(ckpt)
+        if header.get("config") != get_preset(preset).config.to_dict() or header["meta"].get("step") != steps:
+            return None
+        model, _ = load_checkpoint(ckpt, preset)
+        return model, load_history(hist)
+    except (CheckpointError, KeyError, ValueError):
+        return None
+
+
+def train_preset(preset: str, budget: str | Budget | None = None, seed: int = 0, retrain: bool = False,
+                 progress: bool = True, device=None, steps: int | None = None, out: str | Path | None = None,
+                 ema_decay: float | None = None, resume: bool = False, save_every: int = 200, **train_kwargs):
+    """Return (model, history) for ``preset`` trained under ``budget`` (default: $COURSE_BUDGET).
+
+    Reuses a finished run of the same preset, config, budget and seed unless ``retrain`` is set. ``train_kwargs``
+    (``lr``, ``batch_size``, ``callbacks``, ``meta``) go to :func:`course_utils.train.train`.
+    """
+    get_preset(preset)
+    budget = budget if isinstance(budget, Budget) else get_budget(budget)
+    steps = budget.steps_for(preset) if steps is None else steps
+    if out is None and not retrain and not resume:
+        hit = _cached(preset, budget, seed, steps)
+        if hit is not None:
+            if progress:
+                print(f"{preset}: reusing the {budget.name}-budget run in {run_dir(preset, budget.name, seed)} "
+                      f"({steps} steps, {hit[1].seconds:.0f} s); set RETRAIN = True to train again.")
+            return hit
+    d = Path(out) if out is not None else run_dir(preset, budget.name, seed)
+    torch.manual_seed(seed)
+    model = build(preset)
+    history = train(model, load("train"), steps, seed=seed, device=device, progress=progress, preset=preset,
+                    checkpoint=d / "model.safetensors", resume=resume, ema_decay=ema_decay, save_every=save_every,
+                    meta={"budget": budget.name, **train_kwargs.pop("meta", {})}, **train_kwargs)
+    save_history(d / "history.json", history)
+    return model.cpu(), history
+
+
+def shipped_path(name: str) -> Path:
+    return checkpoint_dir() / f"{name}.safetensors"
+
+
+def load_shipped(name: str, preset: str | None = None):
+    """The shipped checkpoint ``checkpoints/<name>.safetensors`` as (model, header), or None if absent."""
+    p = shipped_path(name)
+    if not p.is_file():
+        return None
+    return load_checkpoint(p, preset)
+
+
+def find_checkpoint(variant: str, checkpoint: str | Path | None = None) -> Path:
+    """``checkpoint`` if given, else the shipped ``checkpoints/VARIANT.safetensors``, else the seed-0 run of
+    the largest budget (``runs/{full,quick,ci}/VARIANT-seed0/model.safetensors``)."""
+    if checkpoint:
+        p = Path(checkpoint)
+        if not p.is_file():
+            raise CourseError(f"--checkpoint {p} does not exist. Fix: give the path of a .safetensors file.")
+        return p
+    candidates = [shipped_path(variant)] + [run_dir(variant, b, 0) / "model.safetensors" for b in ("full", "quick", "ci")]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise CourseError(f"no trained {variant!r} found; looked in:\n  " + "\n  ".join(str(c) for c in candidates)
+                      + f"\nFix: python -m course_utils train {variant}   (or pass --checkpoint PATH).")
+
+
+def shipped_names() -> list[str]:
+    """The names of the shipped U-Net checkpoints (``checkpoints/*.safetensors`` except the classifier)."""
+    from course_utils.paths import find_home
+    home = find_home()
+    folder = home / "checkpoints" if home else None
+    if folder is None or not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.safetensors") if p.stem != "classifier")
+
+
+def resolve(name: str, checkpoint: str | Path | None = None) -> tuple[Path, str | None]:
+    """(checkpoint file, preset to check it against) for a command's NAME: a preset (its ``checkpoint``, shipped
+    checkpoint or latest run, see :func:`find_checkpoint`) or the name of a shipped checkpoint such as
+    ``optimized-final`` (the preset it holds is read from the file)."""
+    from course_utils.model.unet import PRESETS
+    if name in PRESETS:
+        return find_checkpoint(name, checkpoint), name
+    if shipped_path(name).is_file() and name != "classifier":
+        return (find_checkpoint(name, checkpoint) if checkpoint else shipped_path(name)), None
+    try:
+        get_preset(name)
+    except CourseError as e:
+        names = shipped_names()
+        raise CourseError(f"{e} Shipped checkpoints: {', '.join(names) if names else 'none found'}.") from None
+    raise AssertionError("unreachable")

@@ -1,0 +1,52 @@
+"""The compute-aware study (course_utils.study.compute) on a tiny budget, and the sampler comparison."""
+import json
+
+import pytest
+
+from course_utils.study import compute, samplers
+
+
+@pytest.fixture()
+def tiny_study(tmp_path, monkeypatch):
+    monkeypatch.setattr(compute, "study_dir", lambda name="cpu": tmp_path / "results" / name)
+    monkeypatch.setattr(compute, "run_folder", lambda p, s, name="cpu": tmp_path / "runs" / name / f"{p}-seed{s}")
+    return tmp_path
+
+
+def test_equal_compute_gives_cheaper_rungs_more_steps():
+    assert compute.steps_for("optimized") == compute.REFERENCE_STEPS
+    ratio = compute.steps_for("baseline") / compute.steps_for("optimized")
+    assert 11.5 < ratio < 13.5
+    assert compute.milestones("optimized") == [125, 250, 500, 1000]
+    m = compute.milestones("baseline")
+    assert m[0] == 1000 and m[-1] == compute.steps_for("baseline") and len(m) == 5
+
+
+@pytest.mark.slow
+def test_a_tiny_study_is_resumable_and_summarized(tiny_study):
+    ev = {"n": 16, "sampler": "ddim", "steps": 2, "eta": 1.0}
+    kw = dict(reference_steps=4, fractions=(0.5, 1.0), evaluation=ev, progress=False, device="cpu")
+    rec = compute.run_one("optimized", 0, "t", **kw)
+    assert [p["step"] for p in rec["points"]] == [2, 4]
+    assert rec["points"][1]["train_tflop"] == pytest.approx(4 * 102.48 / 1e3, rel=1e-3)
+    saved = json.loads((tiny_study / "results" / "t" / "runs" / "optimized-seed0.json").read_text())
+    assert saved["points"][1]["weights"] == "ema" and saved["points"][1]["sampler"] == "ddim"
+    again = compute.run_one("optimized", 0, "t", **kw)  # everything is there: nothing is trained or evaluated again
+    assert again["points"] == rec["points"]
+    base = compute.run_one("baseline", 0, "t", **kw)
+    assert base["steps"] == compute.steps_for("baseline", 4) and base["points"][-1]["step"] == base["steps"]
+    out = compute.summarize("t")
+    rows = {r["preset"]: r for r in out["rows"]}
+    assert rows["baseline"]["equal_steps"]["step"] == 4 and rows["baseline"]["equal_compute"]["step"] == base["steps"]
+    assert (tiny_study / "results" / "t" / "curves.png").stat().st_size > 1000
+    assert "FID at equal compute" in (tiny_study / "results" / "t" / "table.md").read_text()
+    with pytest.raises(Exception, match="other settings"):
+        compute.run_one("optimized", 0, "t", **{**kw, "reference_steps": 8})
+
+
+@pytest.mark.slow
+def test_compare_samplers_writes_a_table(tmp_path):
+    res = samplers.compare_samplers("baseline", n=16, steps=(2, 5), etas=(0.0,), out=tmp_path, progress=False)
+    assert [r["label"] for r in res["rows"]] == ["DDPM, 150 steps", "DDIM, 2 steps, eta 0", "DDIM, 5 steps, eta 0"]
+    assert res["rows"][0]["fid_vs_ddpm"] == 1.0 and res["rows"][1]["speedup_vs_ddpm"] > 5
+    assert (tmp_path / "table.md").read_text().count("| DDIM") == 2 and (tmp_path / "fid_vs_steps.png").is_file()
