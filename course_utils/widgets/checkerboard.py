@@ -68,13 +68,13 @@ def overlap_data(kernel: int = 3, stride: int = 2, padding: int = 1, layers: int
              ok=True, error="")
     try:
         up.check_transposed(n, kernel, stride, padding, op, layers)
+        resize = up.resize_conv_map(n, stride, kernel, None, layers)  # can be impossible too (tiny inputs)
+        rmask = up.resize_conv_interior_mask(n, stride, kernel, None, layers)
     except CourseError as e:
         d.update(ok=False, error=str(e))
         return d
     counts = up.overlap_map(n, kernel, stride, padding, op, layers)
     mask = up.interior_mask(n, kernel, stride, padding, op, layers)
-    resize = up.resize_conv_map(n, stride, kernel, None, layers)
-    rmask = up.resize_conv_interior_mask(n, stride, kernel, None, layers)
     d.update(
         counts=counts, interior=mask,
         profile=up.overlap_profile(n, kernel, stride, padding, op, layers),

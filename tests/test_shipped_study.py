@@ -1,0 +1,81 @@
+"""The shipped sampler comparison and compute-aware study: the files are there, and the README quotes them."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from course_utils.study import compute
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLERS = ROOT / "results" / "samplers" / "optimized-final" / "results.json"
+
+
+@pytest.fixture(scope="module")
+def samplers():
+    return {r["label"]: r for r in json.loads(SAMPLERS.read_text())["rows"]}
+
+
+def readme_table(title: str) -> list[list[str]]:
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index(title):]
+    rows, started = [], False
+    for line in block.splitlines()[1:]:
+        if line.startswith("|"):
+            started = True
+            rows.append(line)
+        elif started:
+            break  # the first table under the title, and only it
+    return [[c.strip() for c in r.strip("|").split("|")] for r in rows[1:] if not set(r) <= set("|-: ")]
+
+
+def test_the_readme_quotes_the_sampler_comparison(samplers):
+    rows = readme_table("### Fast sampling: DDIM against DDPM")
+    assert len(rows) == 5
+    for label, fid, ratio, ips, speed in rows:
+        key = label.replace("η", "eta").replace(" = ", " ")
+        r = samplers[key]
+        assert (fid, ratio, ips, speed) == (f"{r['fid']:.1f}", f"{r['fid_vs_ddpm']:.2f}", f"{r['images_per_s']:.1f}",
+                                            f"{r['speedup_vs_ddpm']:.1f}"), label
+
+
+def test_the_sampler_claims_hold(samplers):
+    assert samplers["DDIM, 25 steps, eta 1"]["fid_vs_ddpm"] < 1.12 and samplers["DDIM, 25 steps, eta 1"]["speedup_vs_ddpm"] > 5
+    assert samplers["DDIM, 50 steps, eta 1"]["fid_vs_ddpm"] < 1.07
+    eta0 = [r for r in samplers.values() if r["sampler"] == "ddim" and r["eta"] == 0]
+    assert len(eta0) == 4 and all(r["fid_vs_ddpm"] > 1.5 and r["dark_fraction"] < 0.13 for r in eta0)
+    assert abs(samplers["DDIM, 150 steps, eta 1"]["fid_vs_ddpm"] - 1) < 0.03  # = DDPM with beta~: close to DDPM
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert "within 11% of DDPM's FID at 6× the speed" in text and "50 steps within 6% at 3×" in text
+
+
+def test_the_study_evaluates_with_the_sampler_the_comparison_justifies():
+    assert compute.EVAL["sampler"] == "ddim" and compute.EVAL["steps"] == 50 and compute.EVAL["eta"] == 1.0
+    assert "**DDIM, 50 steps, η = 1**" in (ROOT / "README.md").read_text()
+
+
+def test_shipped_study_runs_are_consistent():
+    records = compute.load_all("cpu")
+    for rec in records:
+        steps = [p["step"] for p in rec["points"]]
+        assert steps == sorted(steps) and set(steps) <= set(compute.milestones(rec["preset"], rec["settings"]["reference_steps"]))
+        assert rec["steps"] == compute.steps_for(rec["preset"], rec["settings"]["reference_steps"])
+        for p in rec["points"]:
+            assert p["weights"] == "ema" and p["n"] == rec["settings"]["eval"]["n"] and p["fid"] > p["fid_floor"]
+            assert p["train_tflop"] == pytest.approx(p["step"] * rec["train_gflops_per_step"] / 1e3)
+
+
+def test_the_readme_quotes_the_ema_check():
+    res = json.loads((ROOT / "results" / "recipe" / "baseline-ema-batchnorm" / "results.json").read_text())
+    rows = readme_table("### Does longer training help? The EMA and BatchNorm's statistics")
+    assert [r[0] for r in rows] == [f"{r['step']:,}" for r in res["rows"]]
+    ways = ["raw", "raw_recomputed", "ema", "ema_raw_stats", "ema_recomputed"]
+    for quoted, r in zip(rows, res["rows"]):
+        assert quoted[1:] == [f"{r[w]['fid']:.1f}" for w in ways]
+    by = {r["step"]: r for r in res["rows"]}
+    for r in res["rows"]:  # recomputed statistics help the raw weights by 20 or more at every step
+        assert r["raw"]["fid"] - r["raw_recomputed"]["fid"] > 20
+    assert by[1000]["ema"]["fid"] > by[2000]["ema"]["fid"] > by[4000]["ema"]["fid"]  # longer helps with an EMA
+    assert min(abs(r["ema"]["fid"] - r["ema_raw_stats"]["fid"]) for r in res["rows"]) < 6
+    assert by[4000]["ema_recomputed"]["fid"] == min(by[4000][w]["fid"] for w in ways)
+    assert compute.EVAL["batchnorm"] == "recomputed"
