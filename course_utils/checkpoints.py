@@ -163,15 +163,34 @@ def load_checkpoint(path: str | Path, preset: str | None = None, model: torch.nn
     """Load a checkpoint into a new model (or into ``model``). Returns (model, header).
 
     ``preset`` checks that the file was saved for that preset; loading weights into a model of a
-    different shape names the first mismatching layer.
+    different shape names the first mismatching layer. The diffusion settings stored in the file's config
+    (schedule, zero_terminal_snr, prediction; absent in old files: the defaults) must match those of ``model``,
+    or of ``preset``'s config: weights trained for one schedule are never silently sampled with another.
     """
-    from course_utils.model.unet import UNet, UNetConfig
+    from course_utils.model.unet import DIFFUSION_DEFAULTS, PRESETS, UNet, UNetConfig
 
     tensors, header = read_checkpoint(path)
     saved = header.get("preset")
     if preset is not None and saved is not None and saved != preset:
         raise CheckpointError(f"{path} holds preset {saved!r}, not {preset!r}. Fix: load it as {saved!r} "
                               f"(--checkpoint with VARIANT {saved}) or pick the checkpoint of {preset!r}.")
+    if isinstance(header.get("config"), dict):
+        have = {k: header["config"].get(k, v) for k, v in DIFFUSION_DEFAULTS.items()}
+        if model is not None and hasattr(model, "config"):
+            want, whose = model.config, "the model passed in"
+        elif model is None and preset in PRESETS:
+            want, whose = PRESETS[preset].config, f"preset {preset!r}"
+        else:
+            want = None
+        if want is not None and hasattr(want, "diffusion") and want.diffusion() != have:
+            need = want.diffusion()
+            args = ", ".join(f"{k}={v!r}" for k, v in have.items())
+            arch = saved or preset or "PRESET"
+            raise CheckpointError(
+                f"{path} was trained for the diffusion settings {have}, but {whose} uses {need}: sampling it with "
+                f"the wrong schedule or prediction target would give wrong images. Fix: load_checkpoint(path) "
+                f"builds the model from the file's own config, or load it into "
+                f"model=build({arch!r}, {args}).")
     if model is None:
         if "config" not in header:
             raise CheckpointError(f"{path} has no model config; pass the model to load it into.")

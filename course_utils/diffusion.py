@@ -1,13 +1,27 @@
-"""DDPM: the linear noise schedule, forward noising q(x_t | x_0) and the reverse samplers (DDPM and DDIM).
+"""DDPM: the noise schedules, forward noising q(x_t | x_0), the prediction targets and the reverse samplers.
 
 Settings follow the original course: T = 150 steps, beta linear from 1e-4 to 0.02, the network
-predicts the noise epsilon. The reverse step uses sigma_t^2 = beta_t by default (Ho et al., 2020);
+predicts the noise epsilon. That stays the default, bit for bit; notebook 09 measures the alternatives:
+
+- ``kind="cosine"`` (Nichol & Dhariwal, 2021): abar(t) = f(t) / f(0), f(t) = cos^2(((t/T) + s) / (1 + s) * pi/2),
+  s = 0.008, each beta clipped at 0.999;
+- ``kind="linear_scaled"``: the DDPM paper's linear schedule (1e-4..0.02 over T = 1000) scaled to this T,
+  beta from 1e-4 * 1000/T to 0.02 * 1000/T, so the total noise added roughly matches T = 1000's;
+- ``zero_terminal_snr=True`` (Lin et al., 2024, Algorithm 1), on any of them: sqrt(abar) is shifted and scaled so
+  that its last value is exactly 0 and its first is unchanged, so x_{T-1} is pure noise, exactly what sampling
+  starts from. It needs v-prediction (see :data:`PREDICTIONS`).
+
+The network's output is either the noise ("eps") or the velocity v = sqrt(abar) eps - sqrt(1 - abar) x0
+("v", Salimans & Ho, 2022). :meth:`Schedule.eps_x0` turns either into both the noise and the clean image.
+
+The reverse step uses sigma_t^2 = beta_t by default (Ho et al., 2020);
 ``sigma="beta_tilde"`` uses the posterior variance beta~_t = beta_t (1 - abar_{t-1}) / (1 - abar_t).
 The original course added noise with beta_{t-1} at step t - an off-by-one that makes the last
 noisy step (t = 1) add noise scaled for t = 0; both choices here use the variance of step t itself.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -15,24 +29,90 @@ import torch
 from course_utils.errors import CourseError
 
 SIGMAS = ("beta", "beta_tilde")
+SCHEDULES = ("linear", "cosine", "linear_scaled")  # the same names as course_utils.model.unet.SCHEDULES
+PREDICTIONS = ("eps", "v")                          # the same names as course_utils.model.unet.PREDICTIONS
+COSINE_S = 0.008
+MAX_BETA = 0.999
+
+
+def check_prediction(prediction: str) -> None:
+    if prediction not in PREDICTIONS:
+        raise CourseError(f"unknown prediction target {prediction!r}; choose one of {PREDICTIONS} "
+                          "('eps': the noise, 'v': sqrt(abar) eps - sqrt(1 - abar) x0).")
 
 
 @dataclass
 class Schedule:
+    """The noise levels of the forward process: ``betas``, ``alphas`` = 1 - betas, ``alpha_bar`` (their running
+    product) and ``snr`` = abar / (1 - abar), one value per step t = 0..T-1.
+
+    ``kind`` is one of :data:`SCHEDULES`; ``beta_start`` and ``beta_end`` set the linear schedules (the scaled one
+    multiplies them by 1000/T) and are ignored by the cosine one. ``zero_terminal_snr`` rescales any of them to
+    abar_{T-1} = 0. Build the schedule a model was trained with by :meth:`from_config`.
+    """
+
     T: int = 150
     beta_start: float = 1e-4
     beta_end: float = 0.02
+    kind: str = "linear"
+    zero_terminal_snr: bool = False
 
     def __post_init__(self):
         if self.T < 2:
             raise CourseError(f"the schedule needs T >= 2 steps, got {self.T}.")
+        if self.kind not in SCHEDULES:
+            raise CourseError(f"unknown noise schedule {self.kind!r}; choose one of {SCHEDULES}.")
         if not 0 < self.beta_start <= self.beta_end < 1:
             raise CourseError(f"need 0 < beta_start <= beta_end < 1, got {self.beta_start}, {self.beta_end}.")
-        self.betas = torch.linspace(self.beta_start, self.beta_end, self.T)
-        self.alphas = 1.0 - self.betas
-        self.alpha_bar = torch.cumprod(self.alphas, 0)
-        abar_prev = torch.cat([torch.ones(1), self.alpha_bar[:-1]])
-        self.beta_tilde = self.betas * (1 - abar_prev) / (1 - self.alpha_bar)
+        if self.kind == "linear_scaled" and self.beta_end * 1000 / self.T >= 1:
+            raise CourseError(f"the scaled linear schedule needs beta_end * 1000 / T < 1, got "
+                              f"{self.beta_end} * 1000 / {self.T} = {self.beta_end * 1000 / self.T:.3g}. "
+                              f"Fix: T > {int(self.beta_end * 1000)}, or kind='linear'.")
+        if self.kind == "linear" and not self.zero_terminal_snr:
+            # the original course's schedule, computed exactly as it always was (float32, bit for bit)
+            self.betas = torch.linspace(self.beta_start, self.beta_end, self.T)
+            self.alphas = 1.0 - self.betas
+            self.alpha_bar = torch.cumprod(self.alphas, 0)
+            abar = torch.cumprod(1.0 - self.betas.double(), 0)
+        else:
+            abar = self._alpha_bar64()
+            if self.zero_terminal_snr:
+                abar = rescale_zero_terminal_snr(abar)
+            alphas = torch.cat([abar[:1], abar[1:] / abar[:-1]])
+            self.betas = (1.0 - alphas).float()
+            self.alphas = alphas.float()
+            self.alpha_bar = abar.float()
+        self.alpha_bar_prev = torch.cat([torch.ones(1), self.alpha_bar[:-1]])
+        # the posterior mean's coefficients of x0 and x_t, in float64 first: near t = 0, 1 - abar in float32 loses
+        # digits (1 - 0.9999 is 1.00017e-4 there), and the x0 coefficient would be 0.9998 instead of 1
+        ab_prev = torch.cat([torch.ones(1, dtype=torch.float64), abar[:-1]])
+        self.posterior_x0 = (ab_prev.sqrt() * (1 - abar / ab_prev) / (1 - abar)).float()
+        self.posterior_xt = ((abar / ab_prev).sqrt() * (1 - ab_prev) / (1 - abar)).float()
+        self.beta_tilde = self.betas * (1 - self.alpha_bar_prev) / (1 - self.alpha_bar)
+        ab = self.alpha_bar.double()  # the SNR of exactly the alpha_bar used, without float32 cancellation in 1 - ab
+        self.snr = (ab / (1 - ab)).float()
+
+    def _alpha_bar64(self) -> torch.Tensor:
+        """The un-rescaled alpha_bar in float64."""
+        if self.kind == "cosine":
+            s = COSINE_S
+            f = torch.cos((torch.arange(self.T + 1, dtype=torch.float64) / self.T + s) / (1 + s) * math.pi / 2) ** 2
+            f = f / f[0]
+            betas = (1 - f[1:] / f[:-1]).clamp(max=MAX_BETA)
+        else:
+            scale = 1000 / self.T if self.kind == "linear_scaled" else 1.0
+            betas = torch.linspace(self.beta_start * scale, self.beta_end * scale, self.T).double()
+        return torch.cumprod(1 - betas, 0)
+
+    @classmethod
+    def from_config(cls, config=None) -> "Schedule":
+        """The schedule a model config asks for: its ``T``, ``schedule`` and ``zero_terminal_snr`` (an old config
+        without these fields, or ``None``, gives the original linear schedule)."""
+        return cls(T=getattr(config, "T", 150), kind=getattr(config, "schedule", "linear"),
+                   zero_terminal_snr=bool(getattr(config, "zero_terminal_snr", False)))
+
+    def describe(self) -> str:
+        return f"{self.kind}{' + zero terminal SNR' if self.zero_terminal_snr else ''} (T={self.T})"
 
     def _at(self, values: torch.Tensor, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         return values.to(like.device)[t.long().to(like.device)].view(-1, *([1] * (like.ndim - 1))).to(like.dtype)
@@ -52,6 +132,32 @@ class Schedule:
         ab = self._at(self.alpha_bar, t, x0)
         return ab.sqrt() * x0 + (1 - ab).sqrt() * noise
 
+    def target(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor, prediction: str = "eps") -> torch.Tensor:
+        """What a network with this ``prediction`` learns to output for x_t = q_sample(x0, t, noise): the noise
+        itself ("eps") or the velocity v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 ("v")."""
+        check_prediction(prediction)
+        if prediction == "eps":
+            return noise
+        ab = self._at(self.alpha_bar, t, x0)
+        return ab.sqrt() * noise - (1 - ab).sqrt() * x0
+
+    def eps_x0(self, x_t: torch.Tensor, t: torch.Tensor, out: torch.Tensor,
+               prediction: str = "eps") -> tuple[torch.Tensor, torch.Tensor]:
+        """The noise and clean-image estimates (eps, x0) that a network output ``out`` implies at x_t, step t.
+
+        v: x0 = sqrt(abar) x_t - sqrt(1 - abar) v and eps = sqrt(1 - abar) x_t + sqrt(abar) v (no division, so
+        they hold at abar = 0 too). eps: x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), which divides by zero at
+        abar = 0: there x_t is pure noise, eps = x_t is all a network can say, and it says nothing about x0.
+        """
+        check_prediction(prediction)
+        ab = self._at(self.alpha_bar, t, x_t)
+        if prediction == "v":
+            return (1 - ab).sqrt() * x_t + ab.sqrt() * out, ab.sqrt() * x_t - (1 - ab).sqrt() * out
+        if bool((ab == 0).any()):
+            raise CourseError("an eps-prediction gives no clean-image estimate where abar_t = 0 (zero terminal SNR): "
+                              "x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar) divides by 0. Fix: prediction='v'.")
+        return out, (x_t - (1 - ab).sqrt() * out) / ab.sqrt()
+
     def sigma(self, t: torch.Tensor, like: torch.Tensor, kind: str = "beta") -> torch.Tensor:
         if kind == "beta":
             return self._at(self.betas, t, like).sqrt()
@@ -60,16 +166,53 @@ class Schedule:
         raise CourseError(f"unknown sampler variance {kind!r}; choose one of {SIGMAS}.")
 
     def p_step(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, noise: torch.Tensor | None,
-               sigma: str = "beta") -> torch.Tensor:
-        """One reverse step: mean (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t), plus sigma_t z (none at t=0)."""
-        b = self._at(self.betas, t, x_t)
-        a = self._at(self.alphas, t, x_t)
-        ab = self._at(self.alpha_bar, t, x_t)
-        mean = (x_t - b / (1 - ab).sqrt() * eps) / a.sqrt()
+               sigma: str = "beta", x0: torch.Tensor | None = None) -> torch.Tensor:
+        """One reverse step: mean (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t), plus sigma_t z (none at t=0).
+
+        Given the clean-image estimate ``x0`` (from a v-prediction), the same mean is computed as the posterior
+        mean sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0 + sqrt(alpha_t) (1 - abar_{t-1}) / (1 - abar_t) x_t, which
+        needs no division by sqrt(alpha_t): it holds at alpha_t = 0 (the last step of a zero-terminal-SNR schedule).
+        """
+        if x0 is None:
+            b = self._at(self.betas, t, x_t)
+            a = self._at(self.alphas, t, x_t)
+            ab = self._at(self.alpha_bar, t, x_t)
+            if bool((a == 0).any()):
+                raise CourseError("the eps form of the reverse step divides by sqrt(alpha_t) = 0 at the last step of "
+                                  "a zero-terminal-SNR schedule. Fix: pass x0 (prediction='v').")
+            mean = (x_t - b / (1 - ab).sqrt() * eps) / a.sqrt()
+        else:
+            mean = self._at(self.posterior_x0, t, x_t) * x0 + self._at(self.posterior_xt, t, x_t) * x_t
         if noise is None:
             return mean
         nonzero = (t > 0).to(x_t.dtype).view(-1, *([1] * (x_t.ndim - 1))).to(x_t.device)
         return mean + nonzero * self.sigma(t, x_t, sigma) * noise
+
+
+def rescale_zero_terminal_snr(alpha_bar: torch.Tensor) -> torch.Tensor:
+    """Lin et al. (2024), Algorithm 1: shift sqrt(abar) so its last value is 0, then scale it so its first value is
+    unchanged. Returns the new alpha_bar (last value exactly 0, so SNR_T = 0; SNR_0 unchanged)."""
+    s = alpha_bar.sqrt()
+    first, last = s[0].clone(), s[-1].clone()
+    s = (s - last) * (first / (first - last))
+    return s ** 2
+
+
+def check_schedule_fits(schedule: Schedule, config) -> None:
+    """Refuse a schedule other than the one the model (``config``) was trained with; T may differ (a shorter
+    schedule is a quick, lower-quality sampler used by tests)."""
+    if config is None:
+        return
+    want = (getattr(config, "schedule", "linear"), bool(getattr(config, "zero_terminal_snr", False)))
+    if (schedule.kind, bool(schedule.zero_terminal_snr)) != want:
+        wanted = Schedule.from_config(config)
+        raise CourseError(f"the schedule {schedule.describe()} is not the one this model was trained with: "
+                          f"{wanted.describe()} (prediction {getattr(config, 'prediction', 'eps')!r}). Fix: leave "
+                          "schedule out (it is built from the model's config), or pass "
+                          "Schedule.from_config(model.config).")
+    if getattr(config, "prediction", "eps") == "eps" and bool((schedule.alpha_bar == 0).any()):
+        raise CourseError("a zero-terminal-SNR schedule needs a v-prediction model; this one predicts eps. "
+                          "Fix: prediction='v'.")
 
 
 SAMPLERS = ("ddpm", "ddim")
@@ -85,17 +228,24 @@ def ddim_timesteps(T: int, steps: int) -> list[int]:
 
 
 def ddim_step(schedule: Schedule, x_t: torch.Tensor, t: int, s: int, eps: torch.Tensor, eta: float = 0.0,
-              noise: torch.Tensor | None = None) -> torch.Tensor:
+              noise: torch.Tensor | None = None, x0: torch.Tensor | None = None) -> torch.Tensor:
     """One DDIM step (Song et al., 2021) from step ``t`` to an earlier step ``s`` (``s = -1``: to the image x_0).
 
     The network's noise guess gives an estimate of the clean image, x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t);
     the step moves to abar_s along that estimate: x_s = sqrt(abar_s) x0 + sqrt(1 - abar_s - sigma^2) eps + sigma z,
     with sigma = eta * sqrt((1 - abar_s) / (1 - abar_t)) * sqrt(1 - abar_t / abar_s). eta = 0 is deterministic;
     eta = 1 with s = t - 1 is DDPM's step with the posterior variance beta~_t (``sigma="beta_tilde"``).
+    ``x0`` (from a v-prediction, see :meth:`Schedule.eps_x0`) replaces that estimate; it is required where
+    abar_t = 0 (the first step of a zero-terminal-SNR schedule), where the division above is by zero.
     """
     ab_t = schedule.alpha_bar[t].item()
     ab_s = schedule.alpha_bar[s].item() if s >= 0 else 1.0
-    x0 = (x_t - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
+    if x0 is None:
+        if ab_t == 0:
+            raise CourseError("DDIM cannot recover x0 from an eps-prediction at abar_t = 0 (zero terminal SNR): "
+                              "x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t) divides by 0. Fix: pass x0 "
+                              "(prediction='v').")
+        x0 = (x_t - (1 - ab_t) ** 0.5 * eps) / ab_t ** 0.5
     sigma = eta * ((1 - ab_s) / (1 - ab_t) * (1 - ab_t / ab_s)) ** 0.5
     x_s = ab_s ** 0.5 * x0 + max(1 - ab_s - sigma ** 2, 0.0) ** 0.5 * eps
     if sigma > 0 and noise is not None:
@@ -111,7 +261,8 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 def _guided_eps(model, x, t, labels, guidance):
-    """The network's noise guess; with ``labels``, classifier-free guidance (1 + w) e_cond - w e_uncond."""
+    """The network's output (its noise guess, or its v); with ``labels``, classifier-free guidance
+    (1 + w) out_cond - w out_uncond (linear, so guiding v is guiding the noise it implies)."""
     if labels is None:
         return model(x, t)
     n = x.shape[0]
@@ -135,6 +286,9 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
     (bitwise on the CPU). ``frames`` > 0 also returns that many intermediate x_t snapshots, evenly spaced over
     the steps taken, as a tensor (frames, n, C, H, W) together with the timesteps they show. ``labels`` and
     ``guidance`` are for class-conditional models (classifier-free guidance).
+
+    The schedule and the prediction target come from the model's config (:meth:`Schedule.from_config`); an
+    explicit ``schedule`` of another kind than the model was trained with is refused (a shorter T is allowed).
     """
     if sampler not in SAMPLERS:
         raise CourseError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
@@ -145,7 +299,12 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
     if not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
         raise CourseError(f"DDIM's eta must lie in [0, 1] (0: deterministic, 1: DDPM-like noise), got {eta!r}.")
     cfg = getattr(model, "config", None)
-    schedule = schedule or Schedule(T=getattr(cfg, "T", 150))
+    prediction = getattr(cfg, "prediction", "eps")
+    check_prediction(prediction)
+    if schedule is None:
+        schedule = Schedule.from_config(cfg)
+    else:
+        check_schedule_fits(schedule, cfg)
     if sampler == "ddpm":
         if steps not in (None, schedule.T):
             raise CourseError(f"the DDPM sampler takes all T={schedule.T} steps, got steps={steps}. Fix: leave steps "
@@ -173,14 +332,15 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
     for k in it:
         i = times[k]
         t = torch.full((n,), i, device=device, dtype=torch.long)
-        eps = _guided_eps(model, x, t, labels, guidance)
+        out = _guided_eps(model, x, t, labels, guidance)
+        eps, x0 = (out, None) if prediction == "eps" else schedule.eps_x0(x, t, out, prediction)
         if sampler == "ddpm":
             z = torch.randn(shape, generator=gen, device=device) if i > 0 else None
-            x = schedule.p_step(x, t, eps, z, sigma)
+            x = schedule.p_step(x, t, eps, z, sigma, x0=x0)
         else:
             s = times[k + 1] if k + 1 < len(times) else -1
             z = torch.randn(shape, generator=gen, device=device) if eta > 0 and s >= 0 else None
-            x = ddim_step(schedule, x, i, s, eps, eta, z)
+            x = ddim_step(schedule, x, i, s, eps, eta, z, x0=x0)
         if i in keep:
             snaps.append(x.detach().cpu().clone())
             snap_t.append(i)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from course_utils.checkpoints import atomic_write_text, load_training_state, save_checkpoint
 from course_utils.data import Batches, FashionData
-from course_utils.diffusion import Schedule
+from course_utils.diffusion import Schedule, check_schedule_fits
 from course_utils.errors import CourseError, TrainingDiverged
 
 STEPS_PER_EPOCH = 60000 // 128  # 468 full batches of 128
@@ -102,7 +102,12 @@ def check_ema(decay: float | None) -> None:
 
 def diffusion_loss(model, x0, schedule: Schedule, gen: torch.Generator | None = None, labels=None,
                    p_uncond: float = 0.1) -> torch.Tensor:
-    """MSE between the true noise and the model's prediction at a random step per image."""
+    """MSE between the model's output and its target at a random step per image: the true noise
+    (``prediction="eps"``, the default) or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (``prediction="v"``), as the
+    model's config says. ``schedule`` must be the kind the model is configured for (its T may differ)."""
+    cfg = getattr(model, "config", None)
+    check_schedule_fits(schedule, cfg)
+    prediction = getattr(cfg, "prediction", "eps")
     n = x0.shape[0]
     t = torch.randint(0, schedule.T, (n,), generator=gen, device="cpu").to(x0.device)
     noise = torch.randn(x0.shape, generator=gen, device="cpu").to(x0.device)
@@ -112,7 +117,7 @@ def diffusion_loss(model, x0, schedule: Schedule, gen: torch.Generator | None = 
         pred = model(x_t, t, labels, keep)
     else:
         pred = model(x_t, t)
-    return F.mse_loss(pred, noise)
+    return F.mse_loss(pred, noise if prediction == "eps" else schedule.target(x0, noise, t, prediction))
 
 
 class Callback:
@@ -276,7 +281,7 @@ class Trainer:
             data = data.to(self.device)  # the whole set fits on a GPU: no per-batch copies
         self.data, self.steps, self.lr, self.batch_size, self.seed = data, steps, lr, batch_size, seed
         self.conditional, self.preset = conditional, preset
-        self.schedule = Schedule(T=getattr(model.config, "T", 150))
+        self.schedule = Schedule.from_config(getattr(model, "config", None))
         self.opt = torch.optim.Adam(model.parameters(), lr=lr)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
         self.history = history or History()
@@ -397,7 +402,7 @@ def recompute_batchnorm(model: torch.nn.Module, data: FashionData, batches: int 
         bn.reset_running_stats()
         bn.momentum = None  # a cumulative average over every batch below
     device = next(model.parameters()).device
-    schedule = Schedule(T=getattr(model.config, "T", 150))
+    schedule = Schedule.from_config(getattr(model, "config", None))
     gen = torch.Generator().manual_seed(seed)
     it = Batches(data, batch_size, flip=True, seed=seed)
     model.train()

@@ -79,3 +79,18 @@ def test_the_readme_quotes_the_ema_check():
     assert min(abs(r["ema"]["fid"] - r["ema_raw_stats"]["fid"]) for r in res["rows"]) < 6
     assert by[4000]["ema_recomputed"]["fid"] == min(by[4000][w]["fid"] for w in ways)
     assert compute.EVAL["batchnorm"] == "recomputed"
+
+
+def test_the_readme_holds_the_current_study_table():
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("<!-- study-table -->") + len("<!-- study-table -->"):text.index("<!-- /study-table -->")]
+    table = compute.study_dir("cpu") / "table.md"
+    assert block.strip() == (table.read_text().strip() if table.is_file() else "")
+
+
+def test_the_readme_claim_on_the_baseline_curve():
+    rec = compute.load_run("baseline", 0, "cpu")
+    fids = {p["step"]: p["fid"] for p in rec["points"]}
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert f"from {fids[1000]:.1f} at 1,000 steps to about 108–112 at 1,552–12,413 steps" in text
+    assert all(107 <= f <= 113 for s, f in fids.items() if s > 1000) and fids[1000] > max(f for s, f in fids.items() if s > 1000)

@@ -116,7 +116,8 @@ def add_parsers(sub) -> None:
                                    f"evaluating its EMA weights at {', '.join(f'{f:g}' for f in co.FRACTIONS)} of its "
                                    f"budget and at {co.REFERENCE_STEPS} steps (Fashion-FID, n = {co.EVAL['n']}, "
                                    f"{co.EVAL['sampler'].upper()} {co.EVAL['steps']} steps). Runs go in the order: "
-                                   "seed 0 of every rung, then seeds 1 and 2 of baseline and optimized. Resumable: "
+                                   "seed 0 of baseline and optimized, then of every rung between them, then seeds 1 and 2 "
+                                   "of baseline and optimized. Resumable: "
                                    "each milestone's evaluation is saved to results/study/NAME/runs/ as it is made, "
                                    "and a new start continues with the next missing one. On 2 CPU cores a run takes "
                                    "10-20 minutes; see the README.")

@@ -42,7 +42,7 @@ def gradient_norms(model: nn.Module, x0: torch.Tensor, seed: int = 0, per: str =
         raise CourseError("gradient_norms expects a course_utils.model.unet.UNet (build one with cu.build(preset)).")
     model.zero_grad(set_to_none=True)
     gen = torch.Generator().manual_seed(seed)
-    loss = diffusion_loss(model, x0, Schedule(T=model.config.T), gen)
+    loss = diffusion_loss(model, x0, Schedule.from_config(model.config), gen)
     loss.backward()
     layers = {name: p.grad.double().norm() for name, p in model.named_parameters() if p.grad is not None}
     if per == "layer":

@@ -16,11 +16,29 @@ from course_utils.model.blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock
 from course_utils.errors import CourseError
 
 T_DEFAULT = 150
+SCHEDULES = ("linear", "cosine", "linear_scaled")  # the same names as course_utils.diffusion.SCHEDULES
+PREDICTIONS = ("eps", "v")                          # the same names as course_utils.diffusion.PREDICTIONS
+# The diffusion process the network is trained for, kept in the config (and so in every checkpoint) so that a model
+# is never sampled with another one. Written by to_dict only when they differ from these defaults.
+DIFFUSION_DEFAULTS = {"schedule": "linear", "zero_terminal_snr": False, "prediction": "eps"}
 
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """One field per architectural idea. The defaults are the original course's baseline."""
+    """One field per architectural idea. The defaults are the original course's baseline.
+
+    The last three fields are not architecture but the diffusion process the network is trained for (notebook 09):
+    ``schedule`` ("linear": the original beta 1e-4..0.02; "cosine"; "linear_scaled": beta x 1000/T),
+    ``zero_terminal_snr`` (Lin et al., 2024: rescale that schedule so abar_{T-1} = 0) and ``prediction``
+    ("eps": the noise; "v": sqrt(abar) eps - sqrt(1 - abar) x0). The rescaling is a separate switch, not a fourth
+    schedule name, because it is a transformation that applies to any base schedule (the paper applies it to a
+    linear one; cosine + rescale is as valid), so every combination stays expressible without a name per pair, and
+    the config says plainly which base schedule was rescaled. It needs ``prediction="v"``: at abar = 0 the input
+    is pure noise, so an eps-network's answer (eps = x_t) says nothing about x0 = (x_t - sqrt(1 - abar) eps) /
+    sqrt(abar), a division by zero. :meth:`to_dict` leaves these fields out while they hold their defaults, so
+    every config written before they existed (shipped checkpoints, manifests, cached runs) reads and compares
+    exactly as before; :meth:`from_dict` fills them in with the defaults.
+    """
 
     channels: tuple[int, int, int] = (16, 32, 64)  # widths at 16x16, 8x8 and 4x4
     up_convs: int = 1                 # ConvBlocks after each upsampler
@@ -39,6 +57,9 @@ class UNetConfig:
     img_channels: int = 1
     T: int = T_DEFAULT
     num_classes: int = 0              # > 0: class-conditional (classifier-free guidance, notebook 09)
+    schedule: str = "linear"          # "linear" | "cosine" | "linear_scaled" (the noise schedule, notebook 09)
+    zero_terminal_snr: bool = False   # rescale the schedule to abar_{T-1} = 0 (needs prediction="v")
+    prediction: str = "eps"           # "eps" (the noise) | "v" (sqrt(abar) eps - sqrt(1 - abar) x0)
 
     def replace(self, **changes) -> "UNetConfig":
         return dataclasses.replace(self, **changes)
@@ -46,7 +67,14 @@ class UNetConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["channels"] = list(self.channels)
+        for k, v in DIFFUSION_DEFAULTS.items():  # absent means the default: old configs stay byte-identical
+            if d[k] == v:
+                del d[k]
         return d
+
+    def diffusion(self) -> dict:
+        """The fields that set the diffusion process: schedule, zero_terminal_snr, prediction."""
+        return {k: getattr(self, k) for k in DIFFUSION_DEFAULTS}
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
@@ -82,12 +110,25 @@ class UNetConfig:
             bad(f"up_convs={self.up_convs} must be >= 0.")
         if self.T < 1:
             bad(f"T={self.T} must be >= 1.")
+        if self.schedule not in SCHEDULES:
+            bad(f"schedule={self.schedule!r}; choose one of {SCHEDULES}.")
+        if self.prediction not in PREDICTIONS:
+            bad(f"prediction={self.prediction!r}; choose one of {PREDICTIONS}.")
+        if not isinstance(self.zero_terminal_snr, bool):
+            bad(f"zero_terminal_snr={self.zero_terminal_snr!r} must be True or False.")
+        if self.zero_terminal_snr and self.prediction != "v":
+            bad(f"zero_terminal_snr=True needs prediction='v', got prediction={self.prediction!r}: at SNR = 0 the "
+                "input x_T is pure noise, so predicting the noise is trivial (eps = x_T) and says nothing about the "
+                "image; x0 = (x_T - sqrt(1 - abar) eps) / sqrt(abar) divides by 0. Fix: prediction='v'.")
+        if self.schedule == "linear_scaled" and 0.02 * 1000 / self.T >= 1:
+            bad(f"schedule='linear_scaled' needs T > 20 (beta_end = 0.02 * 1000 / T < 1), got T={self.T}.")
 
 
 class UNet(nn.Module):
     """The course's U-Net. ``forward(x, t)`` takes images (B, C, H, W) and integer timesteps t (B,) in [0, T).
 
-    The network sees t/T (a number in [0, 1)) and predicts the noise that was added to x.
+    The network sees t/T (a number in [0, 1)) and predicts the noise that was added to x (or, with
+    ``prediction="v"``, the velocity v; see :class:`UNetConfig`).
     """
 
     def __init__(self, config: UNetConfig | None = None, **overrides):

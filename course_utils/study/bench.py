@@ -34,7 +34,7 @@ def bench(names: list[str] | None = None, repeats: int = 3, steps: int = 5, samp
     for _ in range(len(data) // 128):  # data pipeline: one full epoch of batches with flips
         next(batches)
     data_epoch = time.perf_counter() - t0
-    sched = Schedule()
+    sched = Schedule()  # every preset uses the default schedule (bench measures presets)
     twins, models, timers = same_network(names), {}, {}  # one model per distinct network
     threads = torch.get_num_threads()
     for name in [n for n in names if twins[n] == n]:

@@ -1,0 +1,227 @@
+"""The checked code exercises: every solution in answers/ passes its checker; a wrong version of each fails with a
+verdict that names the case, shows the input, the expected and the actual value, and lets no traceback escape; a
+stub gets "not attempted yet"; and notebooks 01-07 each call at least two checkers."""
+from __future__ import annotations
+
+import ast
+import importlib
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MARKER = re.compile(r"<!-- exercise: (\w+)\.(check_\w+) -->\s*\n```python\n(.*?)\n```", re.S)
+CHECK_CALL = re.compile(r"\bex\.(check_\w+)\(")
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-7]_*.ipynb"))
+
+
+def solutions() -> list[tuple[str, str, str]]:
+    """(module, checker, code) for every marked solution block in answers/."""
+    out = []
+    for path in sorted((ROOT / "answers").glob("*.md")):
+        out += [(m.group(1), m.group(2), m.group(3)) for m in MARKER.finditer(path.read_text())]
+    return out
+
+
+def checker(module: str, name: str):
+    return getattr(importlib.import_module(f"course_utils.exercises.{module}"), name)
+
+
+def define(code: str):
+    """Exec ``code`` and return the last function it defines at the top level."""
+    names = [n.name for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)]
+    assert names, "the block defines no function"
+    ns: dict = {}
+    exec(compile(code, "<solution>", "exec"), ns)
+    return ns[names[-1]]
+
+
+SOLUTIONS = solutions()
+ALL_CHECKERS = sorted({(p.stem, n) for p in (ROOT / "course_utils" / "exercises").glob("*.py")
+                       if p.stem not in ("__init__", "checking")
+                       for n in dir(importlib.import_module(f"course_utils.exercises.{p.stem}"))
+                       if n.startswith("check_")})
+
+
+def test_every_checker_has_a_solution_in_answers():
+    assert ALL_CHECKERS, "no checkers found"
+    assert sorted({(m, c) for m, c, _ in SOLUTIONS}) == ALL_CHECKERS
+
+
+@pytest.mark.parametrize("module, name, code", SOLUTIONS, ids=[f"{m}.{c}" for m, c, _ in SOLUTIONS])
+def test_solution_passes_its_checker(module, name, code, capsys):
+    result = checker(module, name)(define(code))
+    out = capsys.readouterr().out
+    assert result is True, out
+    assert out.startswith("✓") and "cases pass" in out and out.count("\n") == 1, out
+
+
+# A plausible mistake per exercise, and a word the verdict must contain (the case or the problem it names).
+WRONG = {
+    ("baseline_ddpm", "check_q_sample"): ("""
+        def q_sample(x0, t, noise, alpha_bar):
+            ab = alpha_bar[t].view(-1, 1, 1, 1)
+            return ab * x0 + (1 - ab) * noise          # forgot the square roots
+        """, "at index"),
+    ("baseline_ddpm", "check_reverse_step"): ("""
+        def reverse_step(x_t, t, eps, z, betas, alpha_bar):
+            b, ab = betas[t].view(-1, 1, 1, 1), alpha_bar[t].view(-1, 1, 1, 1)
+            mean = (x_t - b / (1 - ab).sqrt() * eps) / (1 - b).sqrt()
+            return mean + b.sqrt() * z                 # adds noise at t = 0 too
+        """, "t = 0"),
+    ("checkerboard", "check_output_size"): ("""
+        def output_size(n, kernel, stride, padding=0, output_padding=0):
+            return n * stride + kernel - 2 * padding + output_padding   # off by one stride
+        """, "expected 8, got 10"),
+    ("checkerboard", "check_overlap_counts"): ("""
+        def overlap_counts(n, kernel, stride, padding=0, output_padding=0):
+            size = (n - 1) * stride + kernel - 2 * padding + output_padding
+            counts = [0] * size
+            for i in range(n):
+                for j in range(kernel):
+                    pos = i * stride + j                 # forgot the padding
+                    if 0 <= pos < size:
+                        counts[pos] += 1
+            return counts
+        """, "at position"),
+    ("group_norm", "check_group_norm"): ("""
+        import torch
+        def group_norm(x, num_groups, weight, bias, eps=1e-5):
+            g = x.reshape(x.shape[0], num_groups, -1)
+            y = ((g - g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, keepdim=True) + eps)).reshape(x.shape)
+            return y * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)    # unbiased variance
+        """, "largest |difference|"),
+    ("group_norm", "check_valid_group_counts"): ("""
+        def valid_group_counts(channels):
+            return [g for g in range(1, channels) if channels % g == 0]      # forgot num_groups = C
+        """, "wrong length"),
+    ("gelu", "check_gelu"): ("""
+        import math, torch
+        def gelu(x):                                      # the tanh approximation
+            return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+        """, "at index"),
+    ("gelu", "check_gelu_derivative"): ("""
+        import math, torch
+        def gelu_derivative(x):
+            return 0.5 * (1 + torch.erf(x / math.sqrt(2)))  # Phi alone: forgot the product rule
+        """, "at index"),
+    ("rearrange_pooling", "check_space_to_depth"): ("""
+        from einops import rearrange
+        def space_to_depth(x):
+            return rearrange(x, "b c (h p1) (w p2) -> b (p1 p2 c) h w", p1=2, p2=2)   # channel order
+        """, "3 channels"),
+    ("rearrange_pooling", "check_depth_to_space"): ("""
+        from einops import rearrange
+        def depth_to_space(y):
+            return rearrange(y, "b (c p1 p2) h w -> b c (p1 h) (p2 w)", p1=2, p2=2)   # quadrants, not patches
+        """, "at index"),
+    ("time_embedding", "check_frequencies"): ("""
+        import math, torch
+        def frequencies(dim):
+            half = dim // 2
+            return torch.exp(torch.arange(half) * -(math.log(10000) / half))        # half, not half - 1
+        """, "dim = 8"),
+    ("time_embedding", "check_sinusoidal_embedding"): ("""
+        import math, torch
+        def sinusoidal_embedding(t, dim):
+            half = dim // 2
+            args = t.float()[:, None] * torch.exp(torch.arange(half) * -(math.log(10000) / (half - 1)))[None]
+            return torch.cat((args.cos(), args.sin()), dim=-1)                        # swapped sin and cos
+        """, "at index"),
+    ("residual", "check_residual_forward"): ("""
+        def residual_forward(x, conv1, conv2):
+            return x + conv2(conv1(x))                    # the shortcut around both blocks
+        """, "1 -> 64 channels"),
+    ("residual", "check_residual_grad"): ("""
+        import torch
+        def residual_grad(x1, f, grad_out):
+            x1 = x1.detach().clone().requires_grad_(True)
+            return torch.autograd.grad(f(x1), x1, grad_out)[0]                       # forgot the shortcut
+        """, "at index"),
+}
+
+
+def test_every_checker_has_a_wrong_version():
+    assert sorted(WRONG) == ALL_CHECKERS
+
+
+@pytest.mark.parametrize("key", sorted(WRONG), ids=lambda k: f"{k[0]}.{k[1]}")
+def test_a_wrong_version_fails_and_names_the_case(key, capsys):
+    code, word = WRONG[key]
+    result = checker(*key)(define(textwrap.dedent(code)))
+    out = capsys.readouterr().out
+    assert result is False, out
+    assert out.startswith("✗") and "fails:" in out, out
+    for part in ("case ", "input:", "expected:", "actual:", "problem:", "hint:"):
+        assert part in out, f"{part!r} missing from\n{out}"
+    assert word in out, f"{word!r} missing from\n{out}"
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("key", ALL_CHECKERS, ids=lambda k: f"{k[0]}.{k[1]}")
+@pytest.mark.parametrize("stub", ["raise NotImplementedError", "return None", "...", "pass", "return ..."])
+def test_a_stub_is_not_attempted_yet(key, stub, capsys):
+    fn = define(f"def student(*args):\n    # YOUR CODE HERE\n    {stub}\n")
+    result = checker(*key)(fn)
+    out = capsys.readouterr().out
+    assert result is None, out
+    assert "not attempted yet" in out and out.count("\n") == 1, out
+
+
+@pytest.mark.parametrize("key", ALL_CHECKERS, ids=lambda k: f"{k[0]}.{k[1]}")
+def test_an_exception_is_reported_not_raised(key, capsys):
+    fn = define("def student(*args):\n    values = {}\n    return values['missing'] / 0\n")
+    result = checker(*key)(fn)
+    out = capsys.readouterr().out
+    assert result is False, out
+    assert "case 1 of" in out and "raised KeyError: 'missing'" in out and "line 3 of student" in out, out
+    assert "Traceback" not in out
+
+
+def test_a_later_failure_and_odd_values_are_reported():
+    from course_utils.exercises import group_norm
+
+    calls = []
+
+    def flaky(channels):
+        calls.append(channels)
+        if len(calls) == 3:
+            raise ZeroDivisionError("division by zero")
+        return [g for g in range(1, channels + 1) if channels % g == 0]
+
+    assert group_norm.check_valid_group_counts(flaky) is False
+    assert group_norm.check_valid_group_counts(lambda c: "all of them") is False
+    assert group_norm.check_valid_group_counts(42) is False
+
+
+def test_an_input_changed_in_place_is_reported(capsys):
+    from course_utils.exercises import gelu
+
+    def in_place(x):
+        import math
+        import torch
+        return x.mul_(0.5 * (1 + torch.erf(x / math.sqrt(2))))
+
+    assert gelu.check_gelu(in_place) is False
+    assert "in place" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_two_checked_exercises(path):
+    nb = json.loads(path.read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    calls = [name for src in code for name in CHECK_CALL.findall(src)]
+    assert len(calls) >= 2, f"{path.name}: {calls}"
+    module = path.stem[3:]
+    known = {n for m, n in ALL_CHECKERS}
+    assert set(calls) <= known, set(calls) - known
+    for src in code:
+        if CHECK_CALL.search(src):
+            assert "NBVAL_CHECK_OUTPUT" not in src, "a checker's verdict depends on the student's code"
+            assert "from course_utils.exercises import" in src
+    # each stub is stored unsolved, so the stored notebook prints "not attempted yet"
+    stubs = [src for src in code if "# YOUR CODE HERE" in src]
+    assert len(stubs) >= 2 and all("raise NotImplementedError" in s for s in stubs), module
