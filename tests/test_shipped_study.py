@@ -94,3 +94,12 @@ def test_the_readme_claim_on_the_baseline_curve():
     text = " ".join((ROOT / "README.md").read_text().split())
     assert f"from {fids[1000]:.1f} at 1,000 steps to about 108–112 at 1,552–12,413 steps" in text
     assert all(107 <= f <= 113 for s, f in fids.items() if s > 1000) and fids[1000] > max(f for s, f in fids.items() if s > 1000)
+
+
+def test_the_ablation_table_shows_the_cost_beside_the_speed():
+    from course_utils.study import ablation
+    res = ablation.load_results("ladder")
+    rows = {r["preset"]: r for r in res["summary"]}
+    assert 11.5 < rows["optimized"]["train_gflops"] / rows["baseline"]["train_gflops"] < 13.5
+    table = (ablation.ablation_dir("ladder") / "table.md").read_text()
+    assert "| GFLOP/step | GFLOP/image |" in table and "| baseline | ladder | 240,385 | 250 | 8.3 | 3.23 |" in table

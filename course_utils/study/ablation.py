@@ -42,6 +42,14 @@ def _spread(values: list[float]) -> float:
     return statistics.stdev(values)
 
 
+def _cost(name: str) -> dict:
+    """GFLOP of a 128-image training step and of one sampled image (150 steps), for a known preset."""
+    if name not in PRESETS:
+        return {}
+    from course_utils.model.cost import sample_gflops_per_image, train_gflops
+    return {"train_gflops": round(train_gflops(name), 3), "sample_gflops_per_image": round(sample_gflops_per_image(name), 4)}
+
+
 def summarize(runs: list[dict], speed: dict | None = None) -> list[dict]:
     """Group runs by preset: mean and standard deviation over seeds of every measured column (speeds: the best seed)."""
     rows = []
@@ -49,7 +57,7 @@ def summarize(runs: list[dict], speed: dict | None = None) -> list[dict]:
     for name in dict.fromkeys(r["preset"] for r in runs):
         mine = [r for r in runs if r["preset"] == name]
         row = {"preset": name, "kind": mine[0]["kind"], "params": mine[0]["params"], "steps": mine[0]["steps"],
-               "seeds": [r["seed"] for r in mine], "fid_floor": mine[0]["fid_floor"],
+               **_cost(name), "seeds": [r["seed"] for r in mine], "fid_floor": mine[0]["fid_floor"],
                "checkerboard_real": mine[0]["checkerboard_real"], "kid_floor": mine[0]["kid_floor"],
                "same_network_as": mine[0].get("same_network_as")}
         for key, _, _ in COLUMNS:
@@ -71,17 +79,22 @@ def markdown_table(rows: list[dict], budget: str, n: int, speed: dict | None = N
         s = row[key + "_spread"]
         return f"{row[key]:.{digits}f}" + ("" if s != s else f" ± {s:.{digits}f}")
 
-    head = ("| preset | kind | params | steps | " + " | ".join(label for _, label, _ in COLUMNS) + " |\n"
-            "|---|---|---:|---:|" + "---:|" * len(COLUMNS) + "\n")
+    flops = bool(rows) and all("train_gflops" in r for r in rows)  # the cost of each step, beside its measured speed
+    head = ("| preset | kind | params | steps | " + ("GFLOP/step | GFLOP/image | " if flops else "")
+            + " | ".join(label for _, label, _ in COLUMNS) + " |\n"
+            "|---|---|---:|---:|" + ("---:|---:|" if flops else "") + "---:|" * len(COLUMNS) + "\n")
     body = "".join(f"| {r['preset']} | {r['kind']}"
                    + (f" (the same network as {r['same_network_as']}: its runs)" if r.get("same_network_as") else "")
                    + f" | {r['params']:,} | {r['steps']} | "
+                   + (f"{r['train_gflops']:.1f} | {r['sample_gflops_per_image']:.2f} | " if flops else "")
                    + " | ".join(cell(r, k, d) for k, _, d in COLUMNS) + " |\n" for r in rows)
     ref = rows[0] if rows else {}
     foot = (f"\nBudget `{budget}`; mean ± standard deviation over seeds {ref.get('seeds')}; FID and KID from {n} samples "
             f"vs {n} test images; " + (f"the speeds are medians of {speed['presets'][0]['repeats']} rounds of a short benchmark that goes round all presets, on {speed['device']} with {speed['threads']} threads (train: batch 128; sampling: {speed['presets'][0]['sample_n']} images, 150 steps)." if speed and speed.get("presets") else "the speeds are the best of the seeds' training and evaluation runs (other work on the machine only slows a run down).") + f" Real-vs-real at the same n: FID {ref.get('fid_floor', float('nan')):.2f}, "
             f"KID {ref.get('kid_floor', float('nan')):.4f}; checkerboard of real images "
-            f"{ref.get('checkerboard_real', float('nan')):.4f}.\n")
+            f"{ref.get('checkerboard_real', float('nan')):.4f}."
+            + (" GFLOP/step: a 128-image training step, forward and backward; GFLOP/image: one sample, 150 steps "
+               "(torch.utils.flop_counter)." if flops else "") + "\n")
     return head + body + foot
 
 
