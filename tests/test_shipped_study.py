@@ -103,3 +103,18 @@ def test_the_ablation_table_shows_the_cost_beside_the_speed():
     assert 11.5 < rows["optimized"]["train_gflops"] / rows["baseline"]["train_gflops"] < 13.5
     table = (ablation.ablation_dir("ladder") / "table.md").read_text()
     assert "| GFLOP/step | GFLOP/image |" in table and "| baseline | ladder | 240,385 | 250 | 8.3 | 3.23 |" in table
+
+
+def test_the_readme_claims_on_optimized_against_baseline():
+    opt, base = compute.load_run("optimized", 0, "cpu"), compute.load_run("baseline", 0, "cpu")
+    o = {p["step"]: p for p in opt["points"]}
+    b = {p["step"]: p for p in base["points"]}
+    text = " ".join((ROOT / "README.md").read_text().split())
+    curve = ", ".join(f"{o[s]['fid']:.1f}" for s in (125, 250, 500, 1000))
+    assert f"({curve} at 125, 250, 500 and 1,000 steps)" in text
+    assert f"({b[12413]['fid']:.1f} against {o[1000]['fid']:.1f})" in text and b[12413]["fid"] < o[1000]["fid"]
+    assert f"({o[1000]['fid']:.1f} against {b[1000]['fid']:.1f})" in text and o[1000]["fid"] < b[1000]["fid"]
+    assert f"took {o[1000]['train_seconds'] / 60:.1f} min here" in text
+    ema = json.loads((ROOT / "results" / "recipe" / "baseline-ema-batchnorm" / "results.json").read_text())["rows"][-1]
+    assert f"({ema['seconds'] / ema['step']:.3f} s per step in `ema-check`'s run)" in text
+    assert abs(12413 * ema["seconds"] / ema["step"] / 60 - 11) < 1
