@@ -218,6 +218,13 @@ def check_schedule_fits(schedule: Schedule, config) -> None:
 SAMPLERS = ("ddpm", "ddim")
 
 
+def describe_sampler(sampler: str = "ddpm", steps: int | None = None, eta: float = 0.0, T: int = 150) -> str:
+    """'DDPM, 150 steps' or 'DDIM, 25 steps, eta 1' (DDIM's default is 25 steps)."""
+    if sampler == "ddpm":
+        return f"DDPM, {T} steps"
+    return f"DDIM, {steps or 25} steps, eta {eta:g}"
+
+
 def ddim_timesteps(T: int, steps: int) -> list[int]:
     """``steps`` timesteps from T-1 down to 0, evenly spaced (rounded; the first is T-1, the last 0)."""
     if not isinstance(steps, int) or not 1 <= steps <= T:

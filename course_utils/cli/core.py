@@ -73,7 +73,7 @@ def cmd_train(args) -> int:
 def cmd_sample(args) -> int:
     from course_utils import plotting
     from course_utils.checkpoints import load_checkpoint
-    from course_utils.diffusion import sample
+    from course_utils.diffusion import describe_sampler, sample
     from course_utils.study.runs import resolve
     kwargs = sampler_kwargs(args)
     out = Path(args.out)
@@ -84,7 +84,7 @@ def cmd_sample(args) -> int:
     t0 = time.perf_counter()
     images = sample(model, args.n, seed=args.seed, sigma=args.sigma, progress=True, **kwargs)
     seconds = time.perf_counter() - t0
-    how = "DDPM, all T steps" if args.sampler == "ddpm" else f"DDIM, {args.steps or 25} steps, eta {args.eta}"
+    how = describe_sampler(args.sampler, args.steps, args.eta, model.config.T)
     plotting.save(plotting.show_grid(images, f"{args.variant} ({header.get('meta', {}).get('step', '?')} steps; {how})"),
                   out)
     print(f"wrote {args.n} samples of {args.variant} from {where} to {out} ({how}; {args.n / seconds:.1f} images/s)")

@@ -27,6 +27,7 @@ def cmd_train_classifier(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from course_utils.checkpoints import load_checkpoint
+    from course_utils.diffusion import describe_sampler
     from course_utils.evaluation.evaluate import MAX_N, default_classifier, evaluate, format_report
     from course_utils.study.runs import resolve
     kwargs = sampler_kwargs(args)
@@ -35,7 +36,7 @@ def cmd_evaluate(args) -> int:
     path, preset = resolve(args.variant, args.checkpoint)
     default_classifier()  # a missing classifier fails before any sampling
     model, header = load_checkpoint(path, preset, device=args.device or "cpu")
-    how = "DDPM, all T steps" if args.sampler == "ddpm" else f"DDIM, {args.steps or 25} steps, eta {args.eta}"
+    how = describe_sampler(args.sampler, args.steps, args.eta, model.config.T)
     if not args.json:
         print(f"evaluating {args.variant} from {path} ({header.get('meta', {}).get('step', '?')} steps, "
               f"{header.get('weights', 'model')} weights): sampling {args.n} images ({how}), seed {args.seed}")

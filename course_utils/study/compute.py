@@ -139,6 +139,12 @@ def run_one(preset: str, seed: int, name: str = "cpu", reference_steps: int = RE
     return record
 
 
+def is_finished(record: dict | None, preset: str, reference_steps: int = REFERENCE_STEPS, fractions=FRACTIONS) -> bool:
+    """Whether a run's record has an evaluation at every milestone."""
+    return record is not None and {p["step"] for p in record["points"]} >= set(milestones(preset, reference_steps,
+                                                                                           fractions))
+
+
 def study(name: str = "cpu", plan: list[tuple[str, int]] | None = None, reference_steps: int = REFERENCE_STEPS,
           fractions=FRACTIONS, recipe: dict = RECIPE, evaluation: dict = EVAL, max_runs: int | None = None,
           progress: bool = True, device=None) -> dict:
@@ -146,10 +152,7 @@ def study(name: str = "cpu", plan: list[tuple[str, int]] | None = None, referenc
     plan = plan or PLAN
     made = 0
     for preset, seed in plan:
-        rec = load_run(preset, seed, name)
-        finished = rec is not None and {p["step"] for p in rec["points"]} >= set(milestones(preset, reference_steps,
-                                                                                              fractions))
-        if finished:
+        if is_finished(load_run(preset, seed, name), preset, reference_steps, fractions):
             continue
         if max_runs is not None and made >= max_runs:
             break
@@ -218,8 +221,7 @@ def progress_of(name: str = "cpu", plan: list[tuple[str, int]] | None = None) ->
     for preset, seed in plan or PLAN:
         rec = load_run(preset, seed, name)
         ref = rec["settings"]["reference_steps"] if rec else REFERENCE_STEPS
-        done = rec is not None and {p["step"] for p in rec["points"]} >= set(milestones(preset, ref))
-        (finished if done else todo).append((preset, seed))
+        (finished if is_finished(rec, preset, ref) else todo).append((preset, seed))
     return finished, todo
 
 

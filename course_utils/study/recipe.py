@@ -59,8 +59,9 @@ def ema_check(preset: str = "baseline", steps=(1000, 2000, 4000), ema: float = 0
         if at < m:
             train_preset(preset, Budget("recipe", m, m, 16, 1, "ema check"), seed=seed, out=folder, steps=m,
                          ema_decay=ema, resume=at > 0, progress=progress, device=device, save_every=200)
-        step = read_checkpoint(ckpt)[1]["meta"]["step"]
-        row = {"step": step, "seconds": read_checkpoint(ckpt)[1]["meta"]["seconds"]}
+        meta = read_checkpoint(ckpt)[1]["meta"]  # read once: the file holds every tensor too
+        step = meta["step"]
+        row = {"step": step, "seconds": meta["seconds"]}
         for way in WAYS:
             res = evaluate(_model(ckpt, preset, way, data), n=n, seed=seed, classifier=clf)
             row[way] = {k: res[k] for k in ("fid", "fid_floor", "dark_fraction", "class_entropy", "confidence")}

@@ -29,7 +29,8 @@ def configurations(steps=STEPS, etas=ETAS) -> list[dict]:
 
 
 def label(c: dict) -> str:
-    return "DDPM, 150 steps" if c["sampler"] == "ddpm" else f"DDIM, {c['steps']} steps, eta {c['eta']:g}"
+    from course_utils.diffusion import describe_sampler
+    return describe_sampler(c["sampler"], c["steps"], c["eta"])
 
 
 def compare_samplers(name: str, checkpoint: str | Path | None = None, n: int = 1000, steps=STEPS, etas=ETAS,
