@@ -5,13 +5,14 @@ from torch import nn
 
 import course_utils as cu
 from course_utils.model import blocks
-from course_utils.model.unet import BASELINE, IDEAS, LADDER, OPTIMIZED, PRESETS
+from course_utils.model.unet import ABLATED, BASELINE, IDEAS, LADDER, OPTIMIZED, PRESETS, WIDTH_STEPS
 
 PARAMS = {
     "baseline": 240_385, "upsample": 214_785, "wide": 1_166_657, "groupnorm": 1_166_657, "gelu": 1_166_657,
     "rearrange": 1_904_513, "sinusoidal": 1_905_857, "residual": 1_942_913, "optimized": 1_979_777,
     "no_upsampler": 2_102_657, "no_width": 404_721, "no_groupnorm": 1_979_777, "no_gelu": 1_979_777,
     "no_rearrange": 1_241_921, "no_sinusoidal": 1_978_433, "no_residual": 1_942_721, "no_extra_skip": 1_942_913,
+    "wide_channels": 944_577, "wide_upconvs": 1_166_913,
 }
 
 
@@ -34,6 +35,16 @@ def test_ladder_changes_one_idea_per_rung():
         changed = {k for k in a if a[k] != b[k]}
         assert changed == set(IDEAS[PRESETS[cur].idea]), (prev, cur, changed)
     assert PRESETS["baseline"].config == BASELINE and PRESETS["optimized"].config == OPTIMIZED
+
+
+def test_width_side_study_splits_width_into_its_three_changes():
+    assert WIDTH_STEPS[0] == "upsample" and WIDTH_STEPS[-1] == "wide" and len(WIDTH_STEPS) == 4
+    changes = []
+    for prev, cur in zip(WIDTH_STEPS, WIDTH_STEPS[1:]):
+        a, b = PRESETS[prev].config.to_dict(), PRESETS[cur].config.to_dict()
+        changes += [k for k in a if a[k] != b[k]]
+    assert changes == ["channels", "up_convs", "norm_after_up"] and set(changes) == set(IDEAS["width"])
+    assert set(ABLATED) | set(WIDTH_STEPS) == set(PRESETS) and not set(ABLATED) & set(WIDTH_STEPS[1:-1])
 
 
 def test_leave_one_out_reverts_exactly_one_idea():

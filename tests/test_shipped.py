@@ -11,7 +11,7 @@ from course_utils.study import ship
 from course_utils.study.ablation import load_results
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
 from course_utils.errors import CheckpointError
-from course_utils.model.unet import LADDER, PRESETS
+from course_utils.model.unet import ABLATED, LADDER, PRESETS
 
 ROOT = Path(__file__).resolve().parents[1]
 CK = ROOT / "checkpoints"
@@ -69,7 +69,7 @@ def test_ablation_covers_every_preset_with_two_seeds_at_the_ladder_steps():
     for r in res["runs"]:
         assert r["steps"] == ship.LADDER_STEPS
         seeds.setdefault(r["preset"], set()).add(r["seed"])
-    assert set(seeds) == set(PRESETS) and all(len(s) >= 2 for s in seeds.values())
+    assert set(seeds) == set(ABLATED) and all(len(s) >= 2 for s in seeds.values())
     for f in ("table.md", "losses.png", "samples.png", "summary.png"):
         assert (ROOT / "results" / "ablation" / "ladder" / f).is_file()
     # the shipped ladder checkpoints are the ablation's seed-0 runs

@@ -42,6 +42,12 @@ def test_a_tiny_study_is_resumable_and_summarized(tiny_study):
     assert "FID at equal compute" in (tiny_study / "results" / "t" / "table.md").read_text()
     with pytest.raises(Exception, match="other settings"):
         compute.run_one("optimized", 0, "t", **{**kw, "reference_steps": 8})
+    # another recipe (a cosine learning rate) and a width part, in a study of their own
+    cos = compute.run_one("wide_channels", 0, "cos", recipe=compute.make_recipe(lr_schedule="cosine"), **kw)
+    assert cos["settings"]["recipe"]["lr_schedule"] == "cosine" and cos["points"][-1]["step"] == cos["steps"]
+    out = compute.summarize("cos")
+    assert out["rows"][0]["width_part"] and "wide_channels (width part)" in compute.markdown(out)
+    assert "(cosine)" in compute.markdown(out)
 
 
 @pytest.mark.slow

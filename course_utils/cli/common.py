@@ -7,26 +7,23 @@ import shlex
 import sys
 
 
-def positive(value: str) -> int:
-    """argparse type: a whole number >= 1."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}")
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {n}")
-    return n
+def _number(cast, ok, want: str, doc: str):
+    """An argparse type: ``cast`` the text, then require ``ok(value)``; errors say what was ``want``ed."""
+    def parse(value: str):
+        try:
+            x = cast(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {want}, got {value!r}") from None
+        if not ok(x):
+            raise argparse.ArgumentTypeError(f"expected {want}, got {x}")
+        return x
+    parse.__doc__ = doc
+    return parse
 
 
-def fraction(value: str) -> float:
-    """argparse type: a number in [0, 1]."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value!r}")
-    if not 0 <= x <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {x}")
-    return x
+positive = _number(int, lambda n: n >= 1, "a whole number >= 1", "argparse type: a whole number >= 1.")
+positive_float = _number(float, lambda x: x > 0 and x != float("inf"), "a number > 0", "argparse type: a number > 0.")
+fraction = _number(float, lambda x: 0 <= x <= 1, "a number between 0 and 1", "argparse type: a number in [0, 1].")
 
 
 def variant_parent() -> argparse.ArgumentParser:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from course_utils.cli.common import budget_parent, checkpoint_parent, device_parent, fraction, positive
+from course_utils.cli.common import (budget_parent, checkpoint_parent, device_parent, fraction, positive,
+                                     positive_float)
 
 
 def cmd_bench(args) -> int:
@@ -57,9 +58,17 @@ def cmd_study(args) -> int:
                 if seed and not seed.isdigit():
                     raise CourseError(f"--only {item!r}: write PRESET or PRESET:SEED, e.g. baseline:1.")
                 plan.append((preset, int(seed or 0)))
-        out = compute.study(args.name, plan=plan, max_runs=args.max_runs, device=args.device)
+        recipe = compute.make_recipe(args.lr, args.batch_size, args.ema, args.lr_schedule)
+        out = compute.study(args.name, plan=plan, max_runs=args.max_runs, device=args.device, recipe=recipe)
     print(compute.markdown(out) if out["rows"] else "no finished milestone yet")
     print(f"results in {compute.study_dir(args.name)}")
+    return 0
+
+
+def cmd_best_cpu(args) -> int:
+    from course_utils.study.best import BEST, ship_best
+    recipe = {**BEST, **({"steps": args.steps} if args.steps else {})}
+    ship_best(recipe, n=args.n, checkpoints=args.checkpoints, command=args.command_line, device=args.device)
     return 0
 
 
@@ -117,7 +126,9 @@ def add_parsers(sub) -> None:
                                    f"budget and at {co.REFERENCE_STEPS} steps (Fashion-FID, n = {co.EVAL['n']}, "
                                    f"{co.EVAL['sampler'].upper()} {co.EVAL['steps']} steps). Runs go in the order: "
                                    "seed 0 of baseline and optimized, then of every rung between them, then seeds 1 and 2 "
-                                   "of baseline and optimized. Resumable: "
+                                   "of baseline and optimized, then the width side study (wide_channels, wide_upconvs). "
+                                   "Another recipe (--lr-schedule, --lr, --batch-size, --ema) belongs in a study of "
+                                   "its own name (--name). Resumable: "
                                    "each milestone's evaluation is saved to results/study/NAME/runs/ as it is made, "
                                    "and a new start continues with the next missing one. On 2 CPU cores a run takes "
                                    "10-20 minutes; see the README.")
@@ -125,7 +136,27 @@ def add_parsers(sub) -> None:
     s.add_argument("--only", nargs="+", metavar="PRESET[:SEED]", help="make only these runs (default: the whole plan)")
     s.add_argument("--max-runs", type=positive, help="stop after starting this many runs (the rest: next time)")
     s.add_argument("--summary", action="store_true", help="only rewrite summary.json, table.md and curves.png")
+    s.add_argument("--lr-schedule", choices=co.LR_SCHEDULES, default="constant",
+                   help="constant (default) or cosine: decay the learning rate to 0 over each run's budget")
+    s.add_argument("--lr", type=positive_float, help=f"Adam's learning rate (default {co.RECIPE['lr']})")
+    s.add_argument("--batch-size", type=positive, help=f"images per step (default {co.RECIPE['batch_size']})")
+    s.add_argument("--ema", type=fraction, help=f"EMA decay (default {co.RECIPE['ema']})")
     s.set_defaults(func=cmd_study)
+
+    from course_utils.study import best as be
+    s = sub.add_parser("best-cpu", parents=[device_parent()],
+                       help="train and ship the best U-Net for 30 minutes of a 2-core CPU (checkpoints/best-cpu)",
+                       description=f"Train {be.BEST['preset']} for {be.BEST['steps']} steps (batch "
+                                   f"{be.BEST['batch_size']}, Adam lr {be.BEST['lr']} on a {be.BEST['lr_schedule']} "
+                                   f"schedule, EMA {be.BEST['ema']}): the network and recipe the compute-aware study "
+                                   "picks for half an hour of a 2-core CPU. Then evaluate its EMA weights (Fashion-FID, "
+                                   f"n = {be.N}, DDPM) and write checkpoints/{be.NAME}.safetensors and its manifest. "
+                                   f"Resumable: the run trains in runs/{be.NAME}/ with a checkpoint every 100 steps.")
+    s.add_argument("--steps", type=positive, help=f"training steps (default {be.BEST['steps']}; another number "
+                                                  f"needs runs/{be.NAME}/ moved away)")
+    s.add_argument("-n", type=positive, default=be.N, help=f"evaluation samples (default {be.N})")
+    s.add_argument("--checkpoints", metavar="DIR", help="where to write the checkpoint (default checkpoints/)")
+    s.set_defaults(func=cmd_best_cpu)
 
     s = sub.add_parser("ablate", parents=[budget_parent()],
                        help="train and evaluate the ladder and the leave-one-out presets; write a table",

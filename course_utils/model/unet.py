@@ -234,7 +234,7 @@ class Preset:
     description: str
     config: UNetConfig
     notebook: str | None = None       # the notebook that teaches this rung
-    kind: str = "ladder"              # "ladder" | "leave-one-out"
+    kind: str = "ladder"              # "ladder" | "leave-one-out" | "width" (the width idea split in its parts)
     idea: str | None = None           # the idea changed from the previous rung / reverted from optimized
 
 
@@ -268,6 +268,14 @@ _LADDER = [
 ]
 
 
+_WIDTH_PARTS = [
+    ("wide_channels", "channels", "upsample + the optimized channels (64, 64, 128) only: one conv per up block, "
+     "BatchNorm right after the upsampler."),
+    ("wide_upconvs", "up_convs", "wide_channels + four convs per up block instead of one (the norm after the "
+     "upsampler kept); + dropping that norm gives `wide`."),
+]
+
+
 def _build_presets() -> dict[str, Preset]:
     presets: dict[str, Preset] = {}
     cfg = BASELINE
@@ -283,11 +291,21 @@ def _build_presets() -> dict[str, Preset]:
         presets[f"no_{idea}"] = Preset(f"no_{idea}", f"optimized with the {idea} idea reverted to the baseline's "
                                        f"({', '.join(fields)}).", reverted, "08_putting_it_together",
                                        "leave-one-out", idea)
+    # Width bundles three changes; the side study adds them one at a time between `upsample` and `wide`.
+    cfg = presets["upsample"].config
+    for name, field, desc in _WIDTH_PARTS:
+        cfg = cfg.replace(**{field: getattr(OPTIMIZED, field)})
+        presets[name] = Preset(name, desc, cfg, "03_group_norm", "width", "width")
+    assert cfg.replace(norm_after_up=OPTIMIZED.norm_after_up) == presets["wide"].config
     return presets
 
 
 PRESETS: dict[str, Preset] = _build_presets()
 LADDER: list[str] = [n for n, p in PRESETS.items() if p.kind == "ladder"]
+# upsample -> wide in three steps: the channels, the up convs, no norm after the upsampler (= wide)
+WIDTH_STEPS: list[str] = ["upsample"] + [n for n, p in PRESETS.items() if p.kind == "width"] + ["wide"]
+# the presets of the shipped equal-step ablation: the ladder and the leave-one-out presets
+ABLATED: list[str] = [n for n, p in PRESETS.items() if p.kind in ("ladder", "leave-one-out")]
 
 
 def get_preset(name: str) -> Preset:

@@ -16,7 +16,7 @@ from course_utils import plotting
 from course_utils.checkpoints import atomic_write_text
 from course_utils.errors import CourseError
 from course_utils.train import Budget, get_budget
-from course_utils.model.unet import PRESETS, count_params, get_preset, same_network
+from course_utils.model.unet import ABLATED, PRESETS, count_params, get_preset, same_network
 from course_utils.paths import results_dir
 
 COLUMNS = [("fid", "FID", 2), ("kid", "KID", 4), ("checkerboard", "checkerboard", 4), ("final_loss", "final loss", 4),
@@ -131,7 +131,7 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
     if seeds < 1:
         raise CourseError(f"--seeds must be at least 1, got {seeds}.")
-    names = presets or list(PRESETS)
+    names = presets or list(ABLATED)
     for p in names:
         get_preset(p)
     steps = max(budget.steps_for(p) for p in names)  # like with like: every preset gets the same steps

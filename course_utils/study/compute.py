@@ -27,7 +27,7 @@ from pathlib import Path
 from course_utils.checkpoints import atomic_write_text, hardware, load_checkpoint, read_checkpoint
 from course_utils.errors import CourseError
 from course_utils.model.cost import sample_gflops_per_image, train_gflops
-from course_utils.model.unet import LADDER, get_preset
+from course_utils.model.unet import LADDER, WIDTH_STEPS, get_preset
 from course_utils.paths import results_dir, runs_root
 from course_utils.train import Budget
 
@@ -36,9 +36,27 @@ REFERENCE_STEPS = 1000
 FRACTIONS = (0.125, 0.25, 0.5, 1.0)
 # the order runs are made in: the two ends of the ladder first, then one seed of every rung between them, then
 # the extra seeds of the two ends
+# the order runs are made in: the two ends of the ladder first, then one seed of every rung between them, then
+# the extra seeds of the two ends, then the width side study (the width idea's three changes one at a time)
+WIDTH_PARTS = WIDTH_STEPS[1:-1]
 PLAN = ([("baseline", 0), ("optimized", 0)] + [(p, 0) for p in LADDER if p not in ("baseline", "optimized")]
-        + [("baseline", 1), ("optimized", 1), ("baseline", 2), ("optimized", 2)])
+        + [("baseline", 1), ("optimized", 1), ("baseline", 2), ("optimized", 2)] + [(p, 0) for p in WIDTH_PARTS])
+# the presets in the order the table and the curves show them: the width parts between upsample and wide
+ORDER = LADDER[:LADDER.index("wide")] + WIDTH_PARTS + LADDER[LADDER.index("wide"):]
 RECIPE = {"lr": 1e-3, "batch_size": 128, "ema": 0.999}
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def make_recipe(lr: float | None = None, batch_size: int | None = None, ema: float | None = None,
+                lr_schedule: str = "constant") -> dict:
+    """``RECIPE`` with changes; ``lr_schedule="cosine"`` decays the learning rate to 0 over each run's budget.
+    (A constant schedule adds no key, so the study's recorded settings stay those of its existing runs.)"""
+    if lr_schedule not in LR_SCHEDULES:
+        raise CourseError(f"unknown learning-rate schedule {lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}.")
+    recipe = {"lr": lr or RECIPE["lr"], "batch_size": batch_size or RECIPE["batch_size"], "ema": ema or RECIPE["ema"]}
+    if lr_schedule != "constant":
+        recipe["lr_schedule"] = lr_schedule
+    return recipe
 # DDIM with 50 steps and eta = 1 comes within 6% of DDPM's FID at 3x its speed (results/samplers/optimized-final);
 # BatchNorm statistics of the EMA weights are recomputed before sampling (``ema-check`` shows why).
 EVAL = {"n": 500, "sampler": "ddim", "steps": 50, "eta": 1.0, "batchnorm": "recomputed"}
@@ -103,6 +121,10 @@ def run_one(preset: str, seed: int, name: str = "cpu", reference_steps: int = RE
     folder = run_folder(preset, seed, name)
     ckpt = folder / "model.safetensors"
     budget = Budget("study", total, total, 16, 1, f"the compute of {reference_steps} {REFERENCE} steps")
+    callbacks = []
+    if recipe.get("lr_schedule") == "cosine":
+        from course_utils.train import LRSchedule
+        callbacks = [LRSchedule.cosine(total=total)]  # over the whole budget, across the resumed segments
     clf = None
     for m in milestones(preset, reference_steps, fractions):
         if m in done:
@@ -116,7 +138,7 @@ def run_one(preset: str, seed: int, name: str = "cpu", reference_steps: int = RE
                 print(f"{preset} seed {seed}: training to step {m} of {total}", flush=True)
             train_preset(preset, budget, seed=seed, out=folder, steps=m, ema_decay=recipe["ema"], resume=at > 0,
                          progress=progress, device=device, lr=recipe["lr"], batch_size=recipe["batch_size"],
-                         save_every=100)
+                         save_every=100, callbacks=callbacks)
         model, header = load_checkpoint(ckpt, preset, use_ema=True)
         meta = header["meta"]
         clf = clf or default_classifier()
@@ -186,17 +208,18 @@ def summarize(name: str = "cpu") -> dict:
     settings = records[0]["settings"]
     ref_steps = settings["reference_steps"]
     rows = []
-    for preset in [p for p in LADDER if any(r["preset"] == p for r in records)]:
+    for preset in [p for p in ORDER if any(r["preset"] == p for r in records)]:
         mine = [r for r in records if r["preset"] == preset]
-        row = {"preset": preset, "seeds": sorted(r["seed"] for r in mine), "train_gflops": mine[0]["train_gflops_per_step"],
-               "budget_steps": mine[0]["steps"]}
+        row = {"preset": preset, "width_part": preset in WIDTH_PARTS, "seeds": sorted(r["seed"] for r in mine),
+               "train_gflops": mine[0]["train_gflops_per_step"], "budget_steps": mine[0]["steps"]}
         for view, step_of in (("equal_steps", lambda r: ref_steps), ("equal_compute", lambda r: r["steps"])):
             pts = [point_at(r, step_of(r)) for r in mine]
             pts = [p for p in pts if p is not None]
             if pts:
                 row[view] = {"step": pts[0]["step"], "seeds": len(pts),
                              "fid": _mean_sd([p["fid"] for p in pts]), "fid_floor": pts[0]["fid_floor"],
-                             "train_seconds": statistics.fmean(p["train_seconds"] for p in pts),
+                             # the median: a run that shared the machine with other work takes longer
+                             "train_seconds": statistics.median(p["train_seconds"] for p in pts),
                              "checkerboard_ratio": statistics.fmean(p["checkerboard"] / p["checkerboard_real"] for p in pts),
                              "dark_fraction": statistics.fmean(p["dark_fraction"] for p in pts)}
         rows.append(row)
@@ -240,7 +263,8 @@ def markdown(summary: dict) -> str:
     body = ""
     for r in summary["rows"]:
         a, b = cell(r.get("equal_steps")), cell(r.get("equal_compute"))
-        body += f"| {r['preset']} | {r['train_gflops']:.1f} | {a[0]} | {a[1]} | {a[2]} | {b[0]} | {b[1]} | {b[2]} |\n"
+        name = f"{r['preset']} (width part)" if r.get("width_part") else r["preset"]
+        body += f"| {name} | {r['train_gflops']:.1f} | {a[0]} | {a[1]} | {a[2]} | {b[0]} | {b[1]} | {b[2]} |\n"
     floor = next((r[v]["fid_floor"] for r in summary["rows"] for v in ("equal_compute", "equal_steps") if v in r), math.nan)
     e = s["eval"]
     return (head + body + f"\nFashion-FID of the EMA weights, mean ± sd over seeds (number of seeds in brackets), n = "
@@ -249,16 +273,18 @@ def markdown(summary: dict) -> str:
             f"{e.get('batchnorm', 'averaged')}. Equal steps: {s['reference_steps']:,} steps "
             f"each. Equal compute: {s['reference_steps']:,} steps of {s['reference']} "
             f"({budget_gflop(s['reference_steps']) / 1e3:.1f} TFLOP) each. Recipe: Adam lr {s['recipe']['lr']} "
-            f"(constant), batch {s['recipe']['batch_size']}, EMA {s['recipe']['ema']} (BatchNorm statistics averaged "
-            "too). Minutes: training time on the machine that made the run.\n")
+            f"({s['recipe'].get('lr_schedule', 'constant')}), batch {s['recipe']['batch_size']}, EMA {s['recipe']['ema']} (BatchNorm statistics averaged "
+            "too). Minutes: training time on the machine that made the run (median over seeds). Width parts: the width idea's "
+            "three changes one at a time (upsample -> channels -> + four up convs -> + no norm after the upsampler = "
+            "wide).\n")
 
 
 def plot_curves(records: list[dict]):
     """FID against training steps and against training compute, one colour per rung, mean over seeds."""
     import matplotlib.pyplot as plt
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    colors = plt.get_cmap("tab10").colors
-    for k, preset in enumerate(p for p in LADDER if any(r["preset"] == p for r in records)):
+    colors = list(plt.get_cmap("tab10").colors) + ["#222222", "#a6a600"]
+    for k, preset in enumerate(p for p in ORDER if any(r["preset"] == p for r in records)):
         mine = [r for r in records if r["preset"] == preset]
         steps = sorted(set.intersection(*[{p["step"] for p in r["points"]} for r in mine]))
         if not steps:
@@ -268,10 +294,10 @@ def plot_curves(records: list[dict]):
         tflop = [s * mine[0]["train_gflops_per_step"] / 1e3 for s in steps]
         label = f"{preset} ({len(mine)} seed{'s' if len(mine) > 1 else ''})"
         for ax, x in ((a1, steps), (a2, tflop)):
-            ax.plot(x, mean, "o-", color=colors[k % 10], label=label, ms=3)
+            ax.plot(x, mean, "o--" if preset in WIDTH_PARTS else "o-", color=colors[k % len(colors)], label=label, ms=3)
             if len(mine) > 1:
                 lo, hi = [min(f) for f in fids], [max(f) for f in fids]
-                ax.fill_between(x, lo, hi, color=colors[k % 10], alpha=0.15)
+                ax.fill_between(x, lo, hi, color=colors[k % len(colors)], alpha=0.15)
     floor = records[0]["points"][0]["fid_floor"]
     for ax, xl in ((a1, "training steps (batch 128)"), (a2, "training compute (TFLOP)")):
         ax.axhline(floor, c="k", ls=":", lw=1)

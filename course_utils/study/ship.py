@@ -25,7 +25,7 @@ from course_utils.errors import CourseError
 from course_utils.paths import checkpoint_dir, relative, runs_root
 from course_utils.study.runs import run_dir
 from course_utils.train import STEPS_PER_EPOCH, Budget, check_ema, load_history
-from course_utils.model.unet import LADDER, PRESETS, count_params, get_preset
+from course_utils.model.unet import ABLATED, LADDER, PRESETS, count_params, get_preset
 
 LADDER_STEPS = 250      # every ladder and leave-one-out preset, every seed
 SEEDS = 2
@@ -64,7 +64,7 @@ def export(src: Path, dest: Path, preset: str, manifest: dict, use_ema: bool = F
     return manifest
 
 
-def _base_manifest(preset: str, command: str) -> dict:
+def base_manifest(preset: str, command: str) -> dict:
     from course_utils.checkpoints import git_commit, hardware
     import torch
     return {"preset": preset, "command": command, "git_commit": git_commit(), "date": _now(),
@@ -80,7 +80,7 @@ def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION
     from course_utils.study.ablation import ablate, ablation_dir
     budget = ladder_budget(steps)
     out = Path(results) if results else ablation_dir(budget.name)
-    names = presets or list(PRESETS)
+    names = presets or list(ABLATED)
     res = ablate(budget, seeds=seeds, presets=names, n=n, out=out, progress=progress)
     ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
     manifests = {}
@@ -89,7 +89,7 @@ def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION
         d = run_dir(p, budget.name, 0)
         hist = load_history(d / "history.json")
         metrics = {k: v for k, v in run.items() if k not in ("preset", "kind", "seed", "params", "steps")}
-        m = {**_base_manifest(p, command), "params": run["params"], "budget": budget.description,
+        m = {**base_manifest(p, command), "params": run["params"], "budget": budget.description,
              "steps": hist.steps, "seed": 0, "wall_seconds": round(hist.seconds, 1),
              "final_loss": round(hist.final_loss(), 5), "metrics": metrics,
              "ablation": relative(out)}
@@ -135,7 +135,7 @@ def ship_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, n: int = FINAL_
     metrics, seconds = evaluate_run(model, d, n, 0, None, evaluate, name=f"eval-ema-n{n}-seed0.json")
     metrics = {**metrics, "eval_seconds": round(seconds, 1)}
     ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
-    m = {**_base_manifest("optimized", command), "params": count_params(model),
+    m = {**base_manifest("optimized", command), "params": count_params(model),
          "budget": f"{hist.steps} steps = {hist.steps / STEPS_PER_EPOCH:.1f} epochs of 60,000 images",
          "steps": hist.steps, "seed": 0, "ema_decay": ema, "wall_seconds": round(hist.seconds, 1),
          "final_loss": round(hist.final_loss(), 5), "metrics": metrics,
