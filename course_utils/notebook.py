@@ -13,6 +13,8 @@ import torch
 from course_utils import plotting
 from course_utils.data import load
 from course_utils.diffusion import sample
+from course_utils.errors import CourseError
+from course_utils.paths import relative
 from course_utils.evaluation.metrics import checkerboard_score
 from course_utils.study.runs import load_shipped, train_preset
 from course_utils.train import get_budget, pick_device
@@ -91,3 +93,101 @@ def shipped_samples(presets: list[str], n: int = 16, seed: int = 0, show: bool =
         display(plotting.compare_grids(out))
         plt.close("all")
     return out
+
+
+def rung_evidence(*presets: str, name: str = "cpu", show: bool = True) -> dict:
+    """The shipped compute-aware study's evidence for a rung: ``rung_evidence("groupnorm")`` compares it with the
+    rung before it on the ladder; ``rung_evidence("upsample", "wide_channels", ...)`` walks a chain of presets.
+
+    For each step of the chain, at equal steps and at equal compute: the FID (mean ± sd over seeds), the change
+    and a verdict (better / worse / within noise: a change counts when it exceeds two seed-to-seed spreads of a
+    single run). With ``show``: the curves of FID against training compute and the sample grids of the runs.
+    Returns {"rows": [...], "spread": {...}}."""
+    from course_utils.model.unet import LADDER
+    from course_utils.study import compute
+    if len(presets) == 1:
+        if presets[0] not in LADDER[1:]:
+            raise CourseError(f"{presets[0]!r} has no rung before it; name the presets to compare, e.g. "
+                              "rung_evidence('upsample', 'wide').")
+        presets = (LADDER[LADDER.index(presets[0]) - 1], presets[0])
+    summary = compute.load_summary(name)
+    rows = {r["preset"]: r for r in (summary or {}).get("rows", [])}
+    missing = [p for p in presets if p not in rows or "equal_compute" not in rows[p]]
+    if missing:
+        print(f"The shipped study ({relative(compute.study_dir(name))}) has no finished run of {', '.join(missing)} yet. "
+              f"Make it with: python -m course_utils study --only {' '.join(missing)}")
+        return {"rows": [], "spread": {}}
+    views = {"equal_steps": "equal steps", "equal_compute": "equal compute"}
+    spread = {v: compute.run_spread(summary, v) for v in views}
+    out = []
+    for before, after in zip(presets, presets[1:]):
+        row = {"from": before, "to": after}
+        for v in views:
+            a, b = rows[before].get(v), rows[after].get(v)
+            if a and b:
+                row[v] = {"before": a["fid"], "after": b["fid"], "change": b["fid"][0] - a["fid"][0],
+                          "steps": (a["step"], b["step"]), "verdict": compute.verdict(a, b, spread[v])}
+        out.append(row)
+    if show:
+        def fid(m_sd, seeds):
+            m, sd = m_sd
+            return f"{m:.1f}" + ("" if sd != sd else f" ± {sd:.1f}") + f" ({seeds})"
+        e = summary["settings"]["eval"]
+        print(f"Shipped compute-aware study ({relative(compute.study_dir(name))}): "
+              f"Fashion-FID of the EMA weights, n = {e['n']}, {e['sampler'].upper()} {e.get('steps')} steps; "
+              "mean ± sd (seeds)")
+        print(f"{'change':<28} {'view':<14} {'steps':>13} {'before':>17} {'after':>17} {'change':>7}  verdict")
+        for row in out:
+            for v, label in views.items():
+                if v in row:
+                    r = row[v]
+                    print(f"{row['from'] + ' -> ' + row['to']:<28} {label:<14} "
+                          f"{r['steps'][0]:>6,}/{r['steps'][1]:<6,} {fid(r['before'], rows[row['from']][v]['seeds']):>17} "
+                          f"{fid(r['after'], rows[row['to']][v]['seeds']):>17} {r['change']:>+7.1f}  {r['verdict']}")
+        for v, label in views.items():
+            sd = spread[v]
+            print(f"seed-to-seed spread of one run at {label}: " + (f"{sd:.1f} FID (so a change beyond {2 * sd:.1f} "
+                  "counts)" if sd else "not measured yet (one seed per rung)"))
+        _show_evidence(presets, summary, name)
+    return {"rows": out, "spread": spread}
+
+
+def _show_evidence(presets, summary, name) -> None:
+    """FID against training compute for ``presets`` (the other rungs faint) beside their sample grids."""
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+    from PIL import Image
+
+    from course_utils.study import compute
+    records = compute.load_all(name)
+    grids = [(p, compute.samples_file(p, 0, name)) for p in presets]
+    grids = [(p, f) for p, f in grids if f.is_file()]
+    fig, axes = plt.subplots(1, 1 + len(grids), figsize=(4.2 + 2.3 * len(grids), 3.2), squeeze=False,
+                             gridspec_kw={"width_ratios": [1.8] + [1] * len(grids)})
+    ax = axes[0, 0]
+    colors = plt.get_cmap("tab10").colors
+    for p in compute.ORDER:
+        mine = [r for r in records if r["preset"] == p]
+        if not mine:
+            continue
+        steps = sorted(set.intersection(*[{q["step"] for q in r["points"]} for r in mine]))
+        x = [s * mine[0]["train_gflops_per_step"] / 1e3 for s in steps]
+        y = [sum(compute.point_at(r, s)["fid"] for r in mine) / len(mine) for s in steps]
+        if p in presets:
+            ax.plot(x, y, "o-", ms=3, color=colors[presets.index(p) % 10], label=p)
+        else:
+            ax.plot(x, y, "-", color="0.8", lw=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training compute (TFLOP)")
+    ax.set_ylabel("Fashion-FID")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    ax.set_title("FID vs compute (grey: the other rungs)", fontsize=9)
+    for a, (p, f) in zip(axes[0, 1:], grids):
+        a.imshow(Image.open(f), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        a.set_title(f"{p}, end of its budget", fontsize=9)
+        a.axis("off")
+    fig.tight_layout()
+    display(fig)
+    plt.close(fig)

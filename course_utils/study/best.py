@@ -23,7 +23,7 @@ from course_utils.paths import checkpoint_dir, relative, runs_root
 from course_utils.train import STEPS_PER_EPOCH, Budget, LRSchedule, check_ema, load_history
 
 NAME = "best-cpu"
-BEST = {"preset": "optimized", "steps": 4500, "lr": 1e-3, "lr_schedule": "cosine", "batch_size": 128, "ema": 0.999}
+BEST = {"preset": "optimized", "steps": 4000, "lr": 1e-3, "lr_schedule": "cosine", "batch_size": 128, "ema": 0.999}
 N = 1000
 MAX_MINUTES = 30
 

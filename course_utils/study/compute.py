@@ -24,7 +24,9 @@ import statistics
 import time
 from pathlib import Path
 
-from course_utils.checkpoints import atomic_write_text, hardware, load_checkpoint, read_checkpoint
+import torch
+
+from course_utils.checkpoints import atomic_write_bytes, atomic_write_text, hardware, load_checkpoint, read_checkpoint
 from course_utils.errors import CourseError
 from course_utils.model.cost import sample_gflops_per_image, train_gflops
 from course_utils.model.unet import LADDER, WIDTH_STEPS, get_preset
@@ -161,6 +163,42 @@ def run_one(preset: str, seed: int, name: str = "cpu", reference_steps: int = RE
     return record
 
 
+SAMPLES = 32  # images in each finished run's sample grid
+
+
+def samples_file(preset: str, seed: int, name: str = "cpu") -> Path:
+    return study_dir(name) / "samples" / f"{preset}-seed{seed}.png"
+
+
+def save_samples(preset: str, seed: int, name: str = "cpu", n: int = SAMPLES) -> Path | None:
+    """A grid of ``n`` samples (seed 0, the study's sampler) from a finished run's EMA weights with BatchNorm
+    statistics recomputed, as a pixel-exact grayscale PNG (8 per row, 16x16 pixels each) in
+    results/study/<name>/samples/; None when the run's checkpoint is not on this machine or not finished."""
+    record = load_run(preset, seed, name)
+    ckpt = run_folder(preset, seed, name) / "model.safetensors"
+    if record is None or not ckpt.is_file():
+        return None
+    model, header = load_checkpoint(ckpt, preset, use_ema=True)
+    if header["meta"].get("step") != record["steps"]:
+        return None
+    import io
+
+    from PIL import Image
+
+    from course_utils.data import load
+    from course_utils.diffusion import sample
+    from course_utils.plotting import to_grid
+    from course_utils.train import recompute_batchnorm
+    recompute_batchnorm(model, load("train"))
+    ev = record["settings"]["eval"]
+    imgs = sample(model, n, seed=0, sampler=ev["sampler"], steps=ev.get("steps"), eta=ev.get("eta", 0.0))
+    grid = (to_grid(imgs, nrow=8) * 255).round().to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(grid, mode="L").save(buf, format="PNG")
+    atomic_write_bytes(samples_file(preset, seed, name), buf.getvalue())
+    return samples_file(preset, seed, name)
+
+
 def is_finished(record: dict | None, preset: str, reference_steps: int = REFERENCE_STEPS, fractions=FRACTIONS) -> bool:
     """Whether a run's record has an evaluation at every milestone."""
     return record is not None and {p["step"] for p in record["points"]} >= set(milestones(preset, reference_steps,
@@ -175,10 +213,13 @@ def study(name: str = "cpu", plan: list[tuple[str, int]] | None = None, referenc
     made = 0
     for preset, seed in plan:
         if is_finished(load_run(preset, seed, name), preset, reference_steps, fractions):
+            if not samples_file(preset, seed, name).is_file():  # runs finished before grids were saved
+                save_samples(preset, seed, name)
             continue
         if max_runs is not None and made >= max_runs:
             break
         run_one(preset, seed, name, reference_steps, fractions, recipe, evaluation, progress, device)
+        save_samples(preset, seed, name)
         made += 1
         summarize(name)
     return summarize(name)
@@ -230,6 +271,24 @@ def summarize(name: str = "cpu") -> dict:
     from course_utils import plotting
     plotting.save(plot_curves(records), folder / "curves.png")
     return out
+
+
+def run_spread(summary: dict, view: str) -> float | None:
+    """The seed-to-seed spread of one run's FID in ``view``: the pooled standard deviation over the presets with
+    two or more seeds (None if there are none)."""
+    var = [r[view]["fid"][1] ** 2 for r in summary["rows"] if view in r and r[view]["seeds"] > 1]
+    return math.sqrt(statistics.fmean(var)) if var else None
+
+
+def verdict(before: dict, after: dict, spread: float | None) -> str:
+    """'better', 'worse' or 'within noise' for a change of mean FID from ``before`` to ``after`` (summary views):
+    a difference counts when it exceeds two spreads of a single run's FID."""
+    diff = after["fid"][0] - before["fid"][0]
+    if spread is None:
+        return "spread not measured yet"
+    if abs(diff) <= 2 * spread:
+        return "within noise"
+    return "better" if diff < 0 else "worse"
 
 
 def load_summary(name: str = "cpu") -> dict | None:
