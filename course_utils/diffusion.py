@@ -284,8 +284,8 @@ def _guided_eps(model, x, t, labels, guidance):
 def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None, seed: int | None = 0,
            sigma: str = "beta", frames: int = 0, labels: torch.Tensor | None = None, guidance: float = 0.0,
            progress: bool = False, device: torch.device | str | None = None, sampler: str = "ddpm",
-           steps: int | None = None, eta: float = 0.0):
-    """Draw ``n`` images by running the reverse process from pure noise.
+           steps: int | None = None, eta: float = 0.0, start: torch.Tensor | None = None):
+    """Draw ``n`` images by running the reverse process from pure noise (or from ``start``).
 
     ``sampler="ddpm"`` (default) takes all T ancestral steps with variance ``sigma`` ("beta" or "beta_tilde").
     ``sampler="ddim"`` takes ``steps`` (default 25) evenly spaced DDIM steps with noise level ``eta``
@@ -296,6 +296,10 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
 
     The schedule and the prediction target come from the model's config (:meth:`Schedule.from_config`); an
     explicit ``schedule`` of another kind than the model was trained with is refused (a shorter T is allowed).
+
+    ``start`` (n, C, H, W) replaces the pure noise x_T the reverse process starts from: a diagnostic, e.g. x_T drawn
+    from the true marginal q(x_T) of held-out images (``lessons.noise_schedule.true_start``). It leaks data into
+    the samples, so it is never a sampler to report FID for.
     """
     if sampler not in SAMPLERS:
         raise CourseError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
@@ -326,6 +330,10 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
     was_training = model.training
     model.eval()
     x = torch.randn(shape, generator=gen, device=device)
+    if start is not None:
+        if tuple(start.shape) != shape:
+            raise CourseError(f"start must have the shape of the samples, {shape}, got {tuple(start.shape)}.")
+        x = start.detach().to(device=device, dtype=x.dtype).clone()
     if labels is not None:
         labels = labels.to(device)
     keep = set()

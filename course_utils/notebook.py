@@ -116,7 +116,9 @@ def rung_evidence(*presets: str, name: str = "cpu", show: bool = True) -> dict:
     if missing:
         print(f"The shipped study ({relative(compute.study_dir(name))}) has no finished run of {', '.join(missing)} yet. "
               f"Make it with: python -m course_utils study --only {' '.join(missing)}")
-        return {"rows": [], "spread": {}}
+        presets = tuple(p for p in presets if p not in missing)
+        if len(presets) < 2:
+            return {"rows": [], "spread": {}}
     views = {"equal_steps": "equal steps", "equal_compute": "equal compute"}
     spread = {v: compute.run_spread(summary, v) for v in views}
     out = []

@@ -265,3 +265,19 @@ def test_lesson_functions():
         ns.curves(["sigmoid"])
     with pytest.raises(CourseError, match=r"\[0, 149\]"):
         ns.noised(images, ts=(150,))
+
+
+def test_sampling_from_a_given_start_and_the_true_marginal():
+    torch.manual_seed(0)
+    model = cu.build("baseline")
+    black = -torch.ones(4, 1, 16, 16)
+    start = ns.true_start(black, "linear", seed=3)
+    assert torch.equal(start, ns.true_start(black, "linear", seed=3)) and start.shape == black.shape
+    assert start.mean().item() == pytest.approx(-math.sqrt(0.2192), abs=0.15)  # the image's trace: sqrt(abar_T) x0
+    assert ns.true_start(black, "linear_zero_snr", seed=3).mean().abs() < 0.2  # zero terminal SNR: no trace left
+    a = sample(model, 4, seed=1, sampler="ddim", steps=2, eta=0.0, start=start)
+    b = sample(model, 4, seed=1, sampler="ddim", steps=2, eta=0.0, start=start)
+    c = sample(model, 4, seed=1, sampler="ddim", steps=2, eta=0.0)
+    assert torch.equal(a, b) and not torch.equal(a, c)  # the start is used (deterministic DDIM: it decides all)
+    with pytest.raises(CourseError, match="start must have the shape"):
+        sample(model, 3, start=start)

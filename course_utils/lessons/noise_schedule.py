@@ -7,7 +7,8 @@ N(0, I) noise. These pure functions compute the numbers and pictures the noteboo
 - :func:`curves`: alpha_bar_t, beta_t and SNR_t = abar_t / (1 - abar_t) for each schedule;
 - :func:`terminal`: abar_T and the terminal SNR (and SNR_0) per schedule;
 - :func:`noised`: x_t of given images at several t under each schedule, with the same noise throughout;
-- :func:`mismatch`: x_T of real images under a schedule beside N(0, I): per-pixel mean and spread.
+- :func:`mismatch`: x_T of real images under a schedule beside N(0, I): per-pixel mean and spread;
+- :func:`true_start`: x_T drawn from the true marginal q(x_T) of held-out images (a diagnostic start for sampling).
 
 A schedule is named by one of :data:`SETTINGS`, the U-Net config fields that select it (the same fields a
 checkpoint stores), so ``build(preset, **SETTINGS[name])`` makes a model for it.
@@ -112,3 +113,16 @@ def mismatch(images: torch.Tensor, name: str = "linear", seed: int = 0, T: int =
             "pixel_std_min": float(ps.min()), "pixel_std_max": float(ps.max()),
             "alpha_bar_T": float(s.alpha_bar[-1]), "snr_T": float(s.snr[-1]),
             "noise_mean": float(noise.mean()), "noise_std": float(noise.std(unbiased=False))}
+
+
+def true_start(images: torch.Tensor, name: str = "linear", seed: int = 0, T: int = 150) -> torch.Tensor:
+    """x_T ~ q(x_T | x_0) for each of ``images`` (held-out images, e.g. the test split): a start for the reverse
+    process that has exactly the statistics the network saw at t = T-1 in training, unlike N(0, I).
+
+    A diagnostic, not a sampler: the samples it gives keep a trace of those images (sqrt(abar_T) of them), so it
+    tells whether the start is to blame for what the samples lack, and its FID must never be reported as a model's."""
+    _check_images(images)
+    s = schedule_of(name, T)
+    x0 = images.detach().float().cpu()
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed))
+    return s.q_sample(x0, torch.full((len(x0),), T - 1), eps)
