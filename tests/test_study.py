@@ -56,3 +56,23 @@ def test_compare_samplers_writes_a_table(tmp_path):
     assert [r["label"] for r in res["rows"]] == ["DDPM, 150 steps", "DDIM, 2 steps, eta 0", "DDIM, 5 steps, eta 0"]
     assert res["rows"][0]["fid_vs_ddpm"] == 1.0 and res["rows"][1]["speedup_vs_ddpm"] > 5
     assert (tmp_path / "table.md").read_text().count("| DDIM") == 2 and (tmp_path / "fid_vs_steps.png").is_file()
+
+
+@pytest.mark.slow
+def test_compare_schedules_tiny(tmp_path):
+    from course_utils.study import schedules
+    res = schedules.compare_schedules(["linear", "linear_zero_snr"], seeds=(0, 1), steps=2, n=16, out=tmp_path,
+                                      progress=False)
+    assert [r["schedule"] for r in res["rows"]] == ["linear", "linear_zero_snr"]
+    row = res["rows"][1]
+    assert row["seeds"] == [0, 1] and len(row["noise_start"]["fid"]) == 2
+    assert "fid" not in row["true_start"] and 0 <= row["true_start"]["dark_fraction"][0] <= 1
+    saved = json.loads((tmp_path / "runs" / "linear_zero_snr-seed1.json").read_text())
+    assert saved["config"] == {"schedule": "linear", "zero_terminal_snr": True, "prediction": "v"}
+    assert (tmp_path / "samples" / "linear-seed0-true-start.png").is_file()
+    assert "| linear_zero_snr |" in (tmp_path / "table.md").read_text()
+    again = schedules.compare_schedules(["linear"], seeds=(0,), steps=2, n=16, out=tmp_path, progress=False)
+    seed0 = json.loads((tmp_path / "runs" / "linear-seed0.json").read_text())
+    assert again["rows"][0]["noise_start"]["fid"][0] == seed0["noise_start"]["fid"]  # reused, not trained again
+    with pytest.raises(Exception, match="other settings"):
+        schedules.run_one("linear", 0, steps=3, n=16, out=tmp_path, folder=tmp_path / "x", progress=False)

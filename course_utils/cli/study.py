@@ -72,6 +72,15 @@ def cmd_best_cpu(args) -> int:
     return 0
 
 
+def cmd_compare_schedules(args) -> int:
+    from course_utils.study import schedules as sc
+    result = sc.compare_schedules(args.schedules or None, seeds=tuple(range(args.seeds)), preset=args.preset,
+                                  steps=args.steps, n=args.n, out=args.out, device=args.device)
+    print(sc.markdown(result))
+    print(f"results in {args.out or sc.schedules_dir(args.preset)}")
+    return 0
+
+
 def cmd_ema_check(args) -> int:
     from course_utils.study.recipe import ema_check, markdown
     print(markdown(ema_check(args.preset, steps=args.steps, ema=args.ema, n=args.n, device=args.device)))
@@ -142,6 +151,24 @@ def add_parsers(sub) -> None:
     s.add_argument("--batch-size", type=positive, help=f"images per step (default {co.RECIPE['batch_size']})")
     s.add_argument("--ema", type=fraction, help=f"EMA decay (default {co.RECIPE['ema']})")
     s.set_defaults(func=cmd_study)
+
+    from course_utils.study import schedules as sc
+    from course_utils.lessons.noise_schedule import SETTINGS
+    s = sub.add_parser("compare-schedules", parents=[device_parent()],
+                       help="the noise schedules on one preset at equal steps: FID, dark fraction, class entropy",
+                       description="Train PRESET under each noise schedule (linear, cosine, linear_scaled, "
+                                   "linear_zero_snr with v-prediction) for the same --steps and --seeds, with an EMA, "
+                                   f"and evaluate each on -n DDPM samples; also start each network from the true "
+                                   "q(x_T) of held-out test images (a diagnostic: it leaks data, so no FID). Writes "
+                                   "results/schedules/PRESET/ (results.json, table.md, samples/). Resumable: every "
+                                   "finished evaluation is saved and reused.")
+    s.add_argument("schedules", nargs="*", metavar="SCHEDULE", help=f"default: all of {', '.join(SETTINGS)}")
+    s.add_argument("--preset", default=sc.PRESET, help=f"the network (default {sc.PRESET})")
+    s.add_argument("--steps", type=positive, default=sc.STEPS, help=f"training steps per run (default {sc.STEPS})")
+    s.add_argument("--seeds", type=positive, default=len(sc.SEEDS), help=f"seeds 0..SEEDS-1 (default {len(sc.SEEDS)})")
+    s.add_argument("-n", type=positive, default=sc.N, help=f"samples per evaluation (default {sc.N})")
+    s.add_argument("--out", help="results folder (default results/schedules/PRESET)")
+    s.set_defaults(func=cmd_compare_schedules)
 
     from course_utils.study import best as be
     s = sub.add_parser("best-cpu", parents=[device_parent()],

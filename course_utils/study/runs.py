@@ -20,20 +20,30 @@ from course_utils.paths import checkpoint_dir, runs_root
 
 
 
-def run_dir(preset: str, budget: str, seed: int = 0) -> Path:
-    return runs_root() / budget / f"{preset}-seed{seed}"
+def variant_name(preset: str, overrides: dict | None = None) -> str:
+    """``preset`` with its config ``overrides`` as a short, folder-safe name: ``baseline+schedule=cosine``."""
+    if not overrides:
+        return preset
+    def text(v):
+        return "-".join(map(str, v)) if isinstance(v, (tuple, list)) else str(v)
+    return preset + "+" + "+".join(f"{k}={text(v)}" for k, v in sorted(overrides.items()))
 
 
-def _cached(preset: str, budget: Budget, seed: int, steps: int):
-    d = run_dir(preset, budget.name, seed)
+def run_dir(preset: str, budget: str, seed: int = 0, overrides: dict | None = None) -> Path:
+    return runs_root() / budget / f"{variant_name(preset, overrides)}-seed{seed}"
+
+
+def _cached(preset: str, budget: Budget, seed: int, steps: int, overrides: dict | None = None):
+    d = run_dir(preset, budget.name, seed, overrides)
     ckpt, hist = d / "model.safetensors", d / "history.json"
     if not (ckpt.is_file() and hist.is_file()):
         return None
     try:
         _, header = read_checkpoint(ckpt)
-        if header.get("config") != get_preset(preset).config.to_dict() or header["meta"].get("step") != steps:
+        want = build(preset, **(overrides or {}))
+        if header.get("config") != want.config.to_dict() or header["meta"].get("step") != steps:
             return None
-        model, _ = load_checkpoint(ckpt, preset)
+        model, _ = load_checkpoint(ckpt, preset, model=want)
         return model, load_history(hist)
     except (CheckpointError, KeyError, ValueError):
         return None
@@ -41,25 +51,30 @@ def _cached(preset: str, budget: Budget, seed: int, steps: int):
 
 def train_preset(preset: str, budget: str | Budget | None = None, seed: int = 0, retrain: bool = False,
                  progress: bool = True, device=None, steps: int | None = None, out: str | Path | None = None,
-                 ema_decay: float | None = None, resume: bool = False, save_every: int = 200, **train_kwargs):
+                 ema_decay: float | None = None, resume: bool = False, save_every: int = 200,
+                 overrides: dict | None = None, **train_kwargs):
     """Return (model, history) for ``preset`` trained under ``budget`` (default: $COURSE_BUDGET).
 
-    Reuses a finished run of the same preset, config, budget and seed unless ``retrain`` is set. ``train_kwargs``
-    (``lr``, ``batch_size``, ``callbacks``, ``meta``) go to :func:`course_utils.train.train`.
+    ``overrides`` change fields of the preset's config (``{"schedule": "cosine"}``, ``{"act": "gelu"}``); such a
+    variant trains in its own folder (``runs/BUDGET/baseline+schedule=cosine-seed0``). Reuses a finished run of
+    the same preset, config, budget and seed unless ``retrain`` is set. ``train_kwargs`` (``lr``, ``batch_size``,
+    ``callbacks``, ``meta``) go to :func:`course_utils.train.train`.
     """
     get_preset(preset)
+    overrides = dict(overrides or {})
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
-    steps = budget.steps_for(preset) if steps is None else steps
+    torch.manual_seed(seed)
+    model = build(preset, **overrides)
+    steps = budget.steps_for(model.config) if steps is None else steps
+    name = variant_name(preset, overrides)
     if out is None and not retrain and not resume:
-        hit = _cached(preset, budget, seed, steps)
+        hit = _cached(preset, budget, seed, steps, overrides)
         if hit is not None:
             if progress:
-                print(f"{preset}: reusing the {budget.name}-budget run in {run_dir(preset, budget.name, seed)} "
+                print(f"{name}: reusing the {budget.name}-budget run in {run_dir(preset, budget.name, seed, overrides)} "
                       f"({steps} steps, {hit[1].seconds:.0f} s); set RETRAIN = True to train again.")
             return hit
-    d = Path(out) if out is not None else run_dir(preset, budget.name, seed)
-    torch.manual_seed(seed)
-    model = build(preset)
+    d = Path(out) if out is not None else run_dir(preset, budget.name, seed, overrides)
     history = train(model, load("train"), steps, seed=seed, device=device, progress=progress, preset=preset,
                     checkpoint=d / "model.safetensors", resume=resume, ema_decay=ema_decay, save_every=save_every,
                     meta={"budget": budget.name, **train_kwargs.pop("meta", {})}, **train_kwargs)

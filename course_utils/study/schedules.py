@@ -1,0 +1,178 @@
+"""The noise-schedule comparison of notebook 09: ``python -m course_utils compare-schedules``.
+
+The same preset is trained under each schedule of :data:`course_utils.lessons.noise_schedule.SETTINGS` (the
+original linear one, cosine, linear scaled to T = 150, and linear rescaled to zero terminal SNR with
+v-prediction) for the same steps and seeds, with an EMA of the weights (BatchNorm statistics recomputed for it),
+and evaluated with the DDPM sampler on ``n`` samples: Fashion-FID, dark fraction, class entropy and the pixels'
+mean and spread, each beside real images.
+
+One diagnostic more per run: the same network started from the *true* marginal q(x_T) of held-out test images
+(:func:`course_utils.lessons.noise_schedule.true_start`) instead of N(0, I). It isolates how much of what the
+samples lack comes from the start. It leaks those images into the samples, so it has no FID in the table.
+
+Resumable: runs train in ``runs/schedules/`` and every finished evaluation is saved in ``OUT/runs/`` (small JSON,
+committed with the shipped results in ``results/schedules/``); a new start continues with the next missing one.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from course_utils.checkpoints import atomic_write_bytes, atomic_write_text, hardware, load_checkpoint, read_checkpoint
+from course_utils.errors import CourseError
+from course_utils.lessons.noise_schedule import SETTINGS, true_start
+from course_utils.paths import results_dir, runs_root
+
+PRESET = "baseline"
+STEPS = 2000
+SEEDS = (0, 1)
+EMA = 0.999
+N = 500
+SAMPLES = 32
+KEYS = ("fid", "fid_floor", "dark_fraction", "dark_fraction_real", "class_entropy", "class_entropy_real",
+        "confidence", "confidence_real", "pixel_mean", "pixel_std", "pixel_mean_real", "pixel_std_real")
+
+
+def schedules_dir(preset: str = PRESET) -> Path:
+    return results_dir() / "schedules" / preset
+
+
+def _pixels(images: torch.Tensor) -> dict:
+    return {"pixel_mean": float(images.mean()), "pixel_std": float(images.std())}
+
+
+def _measure(images: torch.Tensor, clf) -> dict:
+    from course_utils.data import load
+    from course_utils.evaluation.evaluate import evaluate_images
+    real = load("test").images[:len(images)]
+    m = evaluate_images(images, clf)
+    px, px_real = _pixels(images), _pixels(real)
+    return {**{k: m[k] for k in KEYS if k in m}, **px, "pixel_mean_real": px_real["pixel_mean"],
+            "pixel_std_real": px_real["pixel_std"]}
+
+
+def run_one(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: int = N, out: Path | None = None,
+            folder: Path | None = None, progress: bool = True, device=None) -> dict:
+    """Train ``preset`` under schedule ``name`` (seed ``seed``) for ``steps`` steps, or reuse that run, and
+    evaluate it from N(0, I) and from the true q(x_T); the result is cached in ``out/runs/``."""
+    from course_utils.data import load
+    from course_utils.diffusion import sample
+    from course_utils.evaluation.evaluate import default_classifier
+    from course_utils.study.runs import train_preset
+    from course_utils.train import Budget, recompute_batchnorm
+    if name not in SETTINGS:
+        raise CourseError(f"unknown schedule setting {name!r}; choose from {', '.join(SETTINGS)}.")
+    out = Path(out) if out else schedules_dir(preset)
+    settings = {"preset": preset, "steps": steps, "n": n, "ema": EMA, "sampler": "ddpm"}
+    cache = out / "runs" / f"{name}-seed{seed}.json"
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("settings") == settings:
+            return saved
+        raise CourseError(f"{cache} was made with other settings ({saved.get('settings')}). Fix: choose another "
+                          "--out folder or move that file away.")
+    d = Path(folder) if folder else runs_root() / "schedules" / f"{preset}-{name}-seed{seed}"
+    ckpt = d / "model.safetensors"
+    at = read_checkpoint(ckpt)[1]["meta"].get("step", 0) if ckpt.is_file() else 0
+    if at > steps:
+        raise CourseError(f"{ckpt} is at step {at}, past {steps}. Fix: delete {d} to train it again.")
+    if at < steps:
+        if progress:
+            print(f"{preset} under the {name} schedule, seed {seed}: training to step {steps}", flush=True)
+        train_preset(preset, Budget("schedules", steps, steps, 16, 1, f"{steps} steps per schedule"), seed=seed,
+                     out=d, steps=steps, ema_decay=EMA, resume=at > 0, progress=progress, device=device,
+                     save_every=200, overrides=SETTINGS[name])
+    model, header = load_checkpoint(ckpt, preset, model=_build(preset, name), use_ema=True)
+    recompute_batchnorm(model, load("train"))
+    clf = default_classifier()
+    images = sample(model, n, seed=0, device=device)
+    start = true_start(load("test").images[-n:], name, seed=seed)  # the end of the test split: held out from FID's
+    from_true = sample(model, n, seed=0, device=device, start=start)
+    record = {"schedule": name, "seed": seed, "settings": settings, "config": SETTINGS[name],
+              "train_seconds": header["meta"].get("seconds"), "hardware": hardware(),
+              "noise_start": _measure(images, clf),
+              "true_start": {k: v for k, v in _measure(from_true, clf).items() if not k.startswith("fid")}}
+    atomic_write_text(cache, json.dumps(record, indent=1))
+    _save_grid(images[:SAMPLES], out / "samples" / f"{name}-seed{seed}.png")
+    _save_grid(from_true[:SAMPLES], out / "samples" / f"{name}-seed{seed}-true-start.png")
+    if progress:
+        m = record["noise_start"]
+        print(f"{name} seed {seed}: FID {m['fid']:.1f} (floor {m['fid_floor']:.1f}), dark fraction "
+              f"{m['dark_fraction']:.3f} (real {m['dark_fraction_real']:.3f}); from the true q(x_T): dark fraction "
+              f"{record['true_start']['dark_fraction']:.3f}", flush=True)
+    return record
+
+
+def _build(preset: str, name: str):
+    from course_utils.model.unet import build
+    return build(preset, **SETTINGS[name])
+
+
+def _save_grid(images: torch.Tensor, path: Path) -> None:
+    import io
+
+    from PIL import Image
+
+    from course_utils.plotting import to_grid
+    grid = (to_grid(images, nrow=8) * 255).round().to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(grid, mode="L").save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _mean_sd(values: list[float]) -> list[float]:
+    return [statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else float("nan")]
+
+
+def compare_schedules(names=None, seeds=SEEDS, preset: str = PRESET, steps: int = STEPS, n: int = N,
+                      out: str | Path | None = None, progress: bool = True, device=None) -> dict:
+    """Every run (resumable), then the summary: per schedule, mean and sd over seeds of each measure, from
+    N(0, I) and from the true q(x_T); written to ``out`` (results.json, table.md)."""
+    names = list(SETTINGS) if names is None else list(names)
+    out = Path(out) if out else schedules_dir(preset)
+    runs = [run_one(s, seed, preset, steps, n, out, None if out == schedules_dir(preset) else
+                    out / "train" / f"{s}-seed{seed}", progress, device) for s in names for seed in seeds]
+    rows = []
+    for s in names:
+        mine = [r for r in runs if r["schedule"] == s]
+        row = {"schedule": s, "config": SETTINGS[s], "seeds": [r["seed"] for r in mine]}
+        for start in ("noise_start", "true_start"):
+            row[start] = {k: _mean_sd([r[start][k] for r in mine]) for k in mine[0][start]}
+        rows.append(row)
+    result = {"preset": preset, "steps": steps, "n": n, "seeds": list(seeds), "ema": EMA, "sampler": "ddpm",
+              "rows": rows}
+    atomic_write_text(out / "results.json", json.dumps(result, indent=1))
+    atomic_write_text(out / "table.md", markdown(result))
+    return result
+
+
+def load_results(preset: str = PRESET, out: str | Path | None = None) -> dict | None:
+    f = (Path(out) if out else schedules_dir(preset)) / "results.json"
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def markdown(result: dict) -> str:
+    def cell(ms, digits=1):
+        m, sd = ms
+        return f"{m:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
+    head = ("| schedule | FID | dark fraction | class entropy (bits) | pixel mean | pixel sd | "
+            "dark fraction from true q(x_T) | class entropy from true q(x_T) |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+    body = ""
+    for r in result["rows"]:
+        a, b = r["noise_start"], r["true_start"]
+        body += (f"| {r['schedule']} | {cell(a['fid'])} | {cell(a['dark_fraction'], 3)} | "
+                 f"{cell(a['class_entropy'], 2)} | {cell(a['pixel_mean'], 2)} | {cell(a['pixel_std'], 2)} | "
+                 f"{cell(b['dark_fraction'], 3)} | {cell(b['class_entropy'], 2)} |\n")
+    first = result["rows"][0]["noise_start"]
+    return (head + body + f"| real test images | {first['fid_floor'][0]:.1f} (floor) | "
+            f"{first['dark_fraction_real'][0]:.3f} | {first['class_entropy_real'][0]:.2f} | "
+            f"{first['pixel_mean_real'][0]:.2f} | {first['pixel_std_real'][0]:.2f} | | |\n\n"
+            f"`{result['preset']}` trained {result['steps']:,} steps per schedule with an EMA ({result['ema']}) of "
+            f"its weights (BatchNorm statistics recomputed), seeds {', '.join(map(str, result['seeds']))}: mean ± sd "
+            f"over seeds. {result['n']} samples each, DDPM sampler (all T steps), against as many test images. "
+            "The last two columns start the same network from the true marginal q(x_T) of held-out test images "
+            "instead of N(0, I): a diagnostic that leaks data, so it has no FID.\n")
