@@ -32,21 +32,43 @@ def setup(seed: int = 0):
     return budget
 
 
-def compare(presets: list[str], budget=None, retrain: bool = False, n: int | None = None, seed: int = 0,
+def _variants(presets) -> list[tuple[str, str, dict]]:
+    """(label, preset, overrides) for each item: a preset name, or (preset, {field: value, ...})."""
+    from course_utils.study.runs import variant_name
+    out = []
+    for item in presets:
+        if isinstance(item, str):
+            out.append((item, item, {}))
+        elif (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+              and isinstance(item[1], dict)):
+            out.append((variant_name(item[0], item[1]), item[0], dict(item[1])))
+        else:
+            raise CourseError(f"compare() takes preset names or (preset, {{field: value}}) pairs, got {item!r}; "
+                              "e.g. compare(['wide', ('wide', {'act': 'gelu'})]).")
+    return out
+
+
+def compare(presets: list, budget=None, retrain: bool = False, n: int | None = None, seed: int = 0,
             show: bool = True) -> dict:
     """Train (or reuse) each preset under ``budget`` and compare them like with like.
 
-    Returns {preset: {"model", "history", "samples", "checkerboard", ...}} plus "real" for the test
+    An item is a preset name or a preset with changed config fields, ``("wide", {"act": "gelu"})``; such a variant
+    trains in its own run folder and is shown under a name like ``wide+act=gelu``.
+    Returns {label: {"model", "history", "samples", "checkerboard", ...}} plus "real" for the test
     images' checkerboard score.
     """
+    from course_utils.model.unet import get_preset
     budget = get_budget(budget) if not hasattr(budget, "steps_for") else budget
     n = n or budget.samples
-    steps = max(budget.steps_for(p) for p in presets)  # same number of steps for every compared preset
+    variants = _variants(presets)
+    # the same number of steps for every compared network
+    steps = max(budget.steps_for(get_preset(p).config.replace(**ov)) for _, p, ov in variants)
     real = load("test").images[:max(n, 256)]
     cb_real = checkerboard_score(real)
     results: dict = {"real": {"checkerboard": cb_real}}
-    for p in presets:
-        model, hist = train_preset(p, budget, seed=seed, retrain=retrain, steps=steps)
+    presets = [label for label, _, _ in variants]
+    for p, preset, ov in variants:
+        model, hist = train_preset(preset, budget, seed=seed, retrain=retrain, steps=steps, overrides=ov)
         imgs = sample(model, n, seed=seed)
         results[p] = {"model": model, "history": hist, "samples": imgs, "checkerboard": checkerboard_score(imgs),
                       "params": count_params(model), "steps": hist.steps,
@@ -59,12 +81,13 @@ def compare(presets: list[str], budget=None, retrain: bool = False, n: int | Non
         display(plotting.compare_grids(grids))
         import matplotlib.pyplot as plt
         plt.close("all")
-        print(f"{'preset':<12} {'params':>10} {'steps':>6} {'s/step':>7} {'final loss':>11} {'checkerboard':>13} {'x real':>7}")
+        w = max(12, *(len(p) for p in presets))
+        print(f"{'preset':<{w}} {'params':>10} {'steps':>6} {'s/step':>7} {'final loss':>11} {'checkerboard':>13} {'x real':>7}")
         for p in presets:
             r = results[p]
-            print(f"{p:<12} {r['params']:>10,} {r['steps']:>6} {r['s_per_step']:>7.3f} {r['final_loss']:>11.4f} "
+            print(f"{p:<{w}} {r['params']:>10,} {r['steps']:>6} {r['s_per_step']:>7.3f} {r['final_loss']:>11.4f} "
                   f"{r['checkerboard']:>13.4f} {r['checkerboard'] / cb_real:>7.1f}")
-        print(f"{'real':<12} {'':>10} {'':>6} {'':>7} {'':>11} {cb_real:>13.4f} {1.0:>7.1f}")
+        print(f"{'real':<{w}} {'':>10} {'':>6} {'':>7} {'':>11} {cb_real:>13.4f} {1.0:>7.1f}")
         if budget.name == "ci":
             print("(ci budget: a few steps only, so the samples are still noise; run with COURSE_BUDGET=quick.)")
     return results
@@ -162,8 +185,8 @@ def _show_evidence(presets, summary, name) -> None:
 
     from course_utils.study import compute
     records = compute.load_all(name)
-    grids = [(p, compute.samples_file(p, 0, name)) for p in presets]
-    grids = [(p, f) for p, f in grids if f.is_file()]
+    grids = [(p, compute.samples_file(p, 0, name)) for p in presets] if len(presets) <= 4 else []
+    grids = [(p, f) for p, f in grids if f.is_file()]  # (a long chain: the curves only)
     fig, axes = plt.subplots(1, 1 + len(grids), figsize=(4.2 + 2.3 * len(grids), 3.2), squeeze=False,
                              gridspec_kw={"width_ratios": [1.8] + [1] * len(grids)})
     ax = axes[0, 0]

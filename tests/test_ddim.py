@@ -62,3 +62,25 @@ def test_eta_0_is_deterministic_given_the_start_noise(model):
 def test_bad_sampler_settings_are_clear_errors(model, kwargs, match):
     with pytest.raises(cu.CourseError, match=match):
         sample(model, 2, **kwargs)
+
+
+def test_ddim_explorer_samples_the_same_noise_at_every_k():
+    from course_utils.widgets import ddim as widget
+    torch.manual_seed(0)
+    model = cu.build("baseline").eval()
+    a = widget.sampler_data(model, steps=5, eta=0.0, n=4, seed=1)
+    assert a["images"].shape == (4, 1, 16, 16) and a["images_per_s"] > 0
+    assert torch.equal(a["images"], widget.sampler_data(model, steps=5, eta=0.0, n=4, seed=1)["images"])
+    text = widget.readout_text(a, ddpm_seconds=a["seconds"] * 30)
+    assert text.startswith("DDIM, 5 steps, eta 0: 4 images") and "30.0x longer" in text
+    with pytest.raises(cu.CourseError, match="from 1 to T = 150"):
+        widget.sampler_data(model, steps=151)
+    fig = widget.static_figure(model, steps=(2, 5), n=4)
+    assert len(fig.axes) == 2
+    box = widget.explorer(model, n=4, steps=5)
+    first = box.readout.value
+    assert "5 steps" in first
+    box.controls["steps"].value = 2
+    assert "2 steps" in box.readout.value
+    box.controls["eta"].value = 0.0
+    assert "eta 0:" in box.readout.value

@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = re.compile(r"<!-- exercise: (\w+)\.(check_\w+) -->\s*\n```python\n(.*?)\n```", re.S)
 CHECK_CALL = re.compile(r"\bex\.(check_\w+)\(")
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-7]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("0[1-79]_*.ipynb"))
 
 
 def solutions() -> list[tuple[str, str, str]]:
@@ -131,6 +131,19 @@ WRONG = {
             args = t.float()[:, None] * torch.exp(torch.arange(half) * -(math.log(10000) / (half - 1)))[None]
             return torch.cat((args.cos(), args.sin()), dim=-1)                        # swapped sin and cos
         """, "at index"),
+    ("noise_schedule", "check_linear_snr"): ("""
+        import torch
+        def linear_snr(beta_start, beta_end, T):
+            betas = torch.linspace(beta_start, beta_end, T)
+            alpha_bar = torch.cumprod(1 - betas, 0)
+            return alpha_bar.sqrt() / (1 - alpha_bar).sqrt()   # the amplitude ratio, not the SNR
+        """, "expected 9999"),
+    ("noise_schedule", "check_ddim_step"): ("""
+        import math
+        def ddim_step(x_t, eps, abar_t, abar_s, eta, noise):
+            x0 = (x_t - math.sqrt(1 - abar_t) * eps) / math.sqrt(abar_t)
+            return math.sqrt(abar_s) * x0 + math.sqrt(1 - abar_s) * eps   # ignores eta and the noise
+        """, "eta = 1"),
     ("residual", "check_residual_forward"): ("""
         def residual_forward(x, conv1, conv2):
             return x + conv2(conv1(x))                    # the shortcut around both blocks

@@ -113,3 +113,44 @@ def test_residual_block_is_x1_plus_f_x1():
     x = torch.randn(2, 1, 6, 6)
     x1 = b.conv1(x)
     assert torch.allclose(b(x), x1 + b.conv2(x1))
+
+
+@pytest.fixture
+def my_blocks():
+    names = [("act", "my_silu"), ("norm", "my_layer_norm"), ("up", "my_bilinear")]
+    yield names
+    for kind, name in names:
+        blocks.unregister_block(kind, name)
+
+
+def test_a_students_own_blocks_plug_in_by_name(my_blocks, tmp_path):
+    from course_utils.checkpoints import load_checkpoint, save_checkpoint
+    blocks.register_block("act", "my_silu", nn.SiLU)
+    blocks.register_block("norm", "my_layer_norm", lambda channels, groups: nn.GroupNorm(1, channels))
+    blocks.register_block("up", "my_bilinear", lambda i, o: nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear"),
+                                                                           nn.Conv2d(i, o, 3, padding=1)))
+    m = cu.build("wide", act="my_silu", norm="my_layer_norm", up="my_bilinear")
+    relus = {n.split(".")[0] for n, x in m.named_modules() if isinstance(x, nn.ReLU)}
+    assert any(isinstance(x, nn.SiLU) for x in m.modules()) and relus == {"dense_emb", "out"}  # as in the original
+    assert all(g.num_groups == 1 for g in m.modules() if isinstance(g, nn.GroupNorm))
+    assert m(torch.randn(2, 1, 16, 16), torch.tensor([0, 149])).shape == (2, 1, 16, 16)
+    path = save_checkpoint(tmp_path / "mine.safetensors", m, "wide", step=0)  # the config stores the names
+    again, _ = load_checkpoint(path)
+    assert again.config.act == "my_silu"
+    blocks.unregister_block("act", "my_silu")
+    with pytest.raises(cu.CourseError, match="act='my_silu'.*register_block"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("kind, name, factory, match", [
+    ("act", "relu", nn.ReLU, "new identifier"),
+    ("pool", "x", nn.ReLU, "choose one of"),
+    ("act", "not callable", 3, "new identifier"),
+    ("act", "three", 3, "must be callable"),
+    ("up", "same_size", lambda i, o: nn.Conv2d(i, o, 3, padding=1), r"shape \(2, 3, 8, 8\)"),
+    ("norm", "broken", lambda c, g: nn.GroupNorm(3, c), "failed on a"),
+])
+def test_registering_a_wrong_block_says_what_is_wrong(kind, name, factory, match):
+    with pytest.raises(cu.CourseError, match=match):
+        blocks.register_block(kind, name, factory)
+    assert kind == "pool" or name not in blocks.known(kind) or name == "relu"

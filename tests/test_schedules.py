@@ -281,3 +281,18 @@ def test_sampling_from_a_given_start_and_the_true_marginal():
     assert torch.equal(a, b) and not torch.equal(a, c)  # the start is used (deterministic DDIM: it decides all)
     with pytest.raises(CourseError, match="start must have the shape"):
         sample(model, 3, start=start)
+
+
+def test_train_preset_with_overrides_trains_its_own_variant(tmp_path, monkeypatch):
+    from course_utils.study.runs import run_dir, train_preset, variant_name
+    monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path))
+    settings = ns.SETTINGS["linear_zero_snr"]
+    assert variant_name("baseline", settings) == "baseline+prediction=v+schedule=linear+zero_terminal_snr=True"
+    model, hist = train_preset("baseline", "ci", overrides=settings, progress=False)
+    assert model.config.zero_terminal_snr and model.config.prediction == "v" and hist.steps == 6
+    folder = run_dir("baseline", "ci", 0, settings)
+    assert (folder / "model.safetensors").is_file() and not run_dir("baseline", "ci", 0).exists()
+    again, _ = train_preset("baseline", "ci", overrides=settings, progress=False)  # reused, not retrained
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    with pytest.raises(CourseError, match="unknown U-Net config fields .'colour'"):
+        train_preset("baseline", "ci", overrides={"colour": "red"}, progress=False)

@@ -19,5 +19,5 @@ The solutions are in ``answers/NN_slug.md`` under "Checked code exercises"; ``te
 through its checker.
 
 Modules: :mod:`baseline_ddpm` (01), :mod:`checkerboard` (02), :mod:`group_norm` (03), :mod:`gelu` (04),
-:mod:`rearrange_pooling` (05), :mod:`time_embedding` (06), :mod:`residual` (07).
+:mod:`rearrange_pooling` (05), :mod:`time_embedding` (06), :mod:`residual` (07), :mod:`noise_schedule` (09).
 """

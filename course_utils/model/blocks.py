@@ -16,6 +16,52 @@ from course_utils.errors import CourseError
 ACTIVATIONS = ("relu", "gelu")
 NORMS = ("batch", "group")
 
+# Blocks a student registers under a name (see :func:`register_block`): kind -> name -> factory.
+_REGISTERED: dict[str, dict[str, object]] = {"act": {}, "norm": {}, "up": {}}
+_FACTORY_CALL = {"act": "factory()", "norm": "factory(channels, groups)", "up": "factory(in_channels, out_channels)"}
+
+
+def register_block(kind: str, name: str, factory) -> None:
+    """Make your own module usable by name in a U-Net config, e.g. ``build("wide", act="my_silu")``.
+
+    ``kind`` is "act" (``factory()`` returns an activation), "norm" (``factory(channels, groups)`` returns a
+    normalization that keeps the shape) or "up" (``factory(in_channels, out_channels)`` returns an upsampler that
+    doubles height and width). The factory is tried on a small tensor at once, so a mistake shows here and not deep
+    inside a U-Net. A checkpoint stores only the name: register the same factory again before loading it.
+    """
+    if kind not in _REGISTERED:
+        raise CourseError(f"register_block: kind={kind!r}; choose one of {tuple(_REGISTERED)}.")
+    builtin = {"act": ACTIVATIONS, "norm": NORMS, "up": tuple(UPSAMPLERS)}[kind]
+    if not isinstance(name, str) or not name.isidentifier() or name in builtin:
+        raise CourseError(f"register_block: name={name!r} must be a new identifier, not one of the built-in "
+                          f"{builtin}.")
+    if not callable(factory):
+        raise CourseError(f"register_block: factory must be callable as {_FACTORY_CALL[kind]}, got {factory!r}.")
+    x = torch.randn(2, 8, 4, 4)
+    try:
+        module = factory() if kind == "act" else factory(8, 4) if kind == "norm" else factory(8, 3)
+        y = module(x)
+    except Exception as e:  # the student's code: report it, do not register it
+        raise CourseError(f"register_block: {_FACTORY_CALL[kind]} failed on a (2, 8, 4, 4) input: "
+                          f"{type(e).__name__}: {e}") from None
+    want = (2, 3, 8, 8) if kind == "up" else (2, 8, 4, 4)
+    if not isinstance(module, nn.Module) or not isinstance(y, torch.Tensor) or tuple(y.shape) != want:
+        raise CourseError(f"register_block: {_FACTORY_CALL[kind]} must return an nn.Module whose output has shape "
+                          f"{want} for a (2, 8, 4, 4) input; got {type(module).__name__} -> "
+                          f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}.")
+    _REGISTERED[kind][name] = factory
+
+
+def unregister_block(kind: str, name: str) -> None:
+    """Forget a block registered with :func:`register_block` (nothing happens if it is not registered)."""
+    _REGISTERED.get(kind, {}).pop(name, None)
+
+
+def known(kind: str) -> tuple[str, ...]:
+    """The names a config may use for ``kind`` ("act", "norm", "up"): the built-in ones and the registered ones."""
+    builtin = {"act": ACTIVATIONS, "norm": NORMS, "up": tuple(UPSAMPLERS)}[kind]
+    return builtin + tuple(_REGISTERED[kind])
+
 
 def divisors(n: int) -> list[int]:
     """Every whole number that divides n: the group counts GroupNorm accepts for n channels."""
@@ -28,6 +74,8 @@ def make_norm(kind: str, channels: int, groups: int, where: str = "layer") -> nn
     ``nn.GroupNorm``'s first argument is the *number of groups*, not the number of channels per
     group, so it must divide ``channels``. We check that here and name the layer if it does not.
     """
+    if kind in _REGISTERED["norm"]:
+        return _REGISTERED["norm"][kind](channels, groups)
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     if kind == "group":
@@ -38,15 +86,17 @@ def make_norm(kind: str, channels: int, groups: int, where: str = "layer") -> nn
                 f"Fix: pick num_groups from the divisors of {channels}: {divisors(channels)}."
             )
         return nn.GroupNorm(groups, channels)
-    raise CourseError(f"{where}: unknown normalization {kind!r}; choose one of {NORMS}.")
+    raise CourseError(f"{where}: unknown normalization {kind!r}; choose one of {known('norm')}.")
 
 
 def make_act(kind: str) -> nn.Module:
+    if kind in _REGISTERED["act"]:
+        return _REGISTERED["act"][kind]()
     if kind == "relu":
         return nn.ReLU()
     if kind == "gelu":
         return nn.GELU()
-    raise CourseError(f"unknown activation {kind!r}; choose one of {ACTIVATIONS}.")
+    raise CourseError(f"unknown activation {kind!r}; choose one of {known('act')}.")
 
 
 class ConvBlock(nn.Sequential):
@@ -120,13 +170,15 @@ UPSAMPLERS = {
 
 def make_upsampler(kind: str, in_ch: int, out_ch: int, where: str = "up") -> nn.Module:
     """Double the resolution, mapping ``in_ch`` to ``out_ch`` channels."""
+    if kind in _REGISTERED["up"]:
+        return _REGISTERED["up"][kind](in_ch, out_ch)
     if kind == "convT3":
         return nn.ConvTranspose2d(in_ch, out_ch, kernel_size=3, stride=2, padding=1, output_padding=1)
     if kind == "convT2":
         return nn.ConvTranspose2d(in_ch, out_ch, kernel_size=2, stride=2)
     if kind == "resize":
         return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_ch, out_ch, 3, padding=1))
-    raise CourseError(f"{where}: unknown upsampler {kind!r}; choose one of {tuple(UPSAMPLERS)}.")
+    raise CourseError(f"{where}: unknown upsampler {kind!r}; choose one of {known('up')}.")
 
 
 class UpBlock(nn.Module):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_utils.model.blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock, DownBlock, EmbedBlock, ResidualConvBlock,
+from course_utils.model.blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock, known, DownBlock, EmbedBlock, ResidualConvBlock,
                      SinusoidalEmbedding, UpBlock, make_act, make_norm)
 from course_utils.errors import CourseError
 
@@ -62,6 +62,10 @@ class UNetConfig:
     prediction: str = "eps"           # "eps" (the noise) | "v" (sqrt(abar) eps - sqrt(1 - abar) x0)
 
     def replace(self, **changes) -> "UNetConfig":
+        known = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise CourseError(f"unknown U-Net config fields {sorted(unknown)}; known fields: {sorted(known)}.")
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -93,14 +97,15 @@ class UNetConfig:
 
         if len(self.channels) != 3 or any(not isinstance(c, int) or c < 1 for c in self.channels):
             bad(f"channels must be three positive integers, got {self.channels!r}.")
-        if self.norm not in NORMS:
-            bad(f"norm={self.norm!r}; choose one of {NORMS}.")
-        if self.act not in ACTIVATIONS:
-            bad(f"act={self.act!r}; choose one of {ACTIVATIONS}.")
+        hint = " (a block of your own: course_utils.model.blocks.register_block first)"
+        if self.norm not in known("norm"):
+            bad(f"norm={self.norm!r}; choose one of {known('norm')}{hint}.")
+        if self.act not in known("act"):
+            bad(f"act={self.act!r}; choose one of {known('act')}{hint}.")
         if self.down not in ("maxpool", "rearrange"):
             bad(f"down={self.down!r}; choose 'maxpool' or 'rearrange'.")
-        if self.up not in UPSAMPLERS:
-            bad(f"up={self.up!r}; choose one of {tuple(UPSAMPLERS)}.")
+        if self.up not in known("up"):
+            bad(f"up={self.up!r}; choose one of {known('up')}{hint}.")
         if self.time_embed not in ("linear", "sinusoidal"):
             bad(f"time_embed={self.time_embed!r}; choose 'linear' or 'sinusoidal'.")
         if self.img_size < 4 or self.img_size % 4:
