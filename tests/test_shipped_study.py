@@ -118,3 +118,20 @@ def test_the_readme_claims_on_optimized_against_baseline():
     ema = json.loads((ROOT / "results" / "recipe" / "baseline-ema-batchnorm" / "results.json").read_text())["rows"][-1]
     assert f"({ema['seconds'] / ema['step']:.3f} s per step in `ema-check`'s run)" in text
     assert abs(12413 * ema["seconds"] / ema["step"] / 60 - 11) < 1
+
+
+def test_best_cpu_beats_every_other_checkpoint_trained_for_at_most_30_minutes():
+    from course_utils.study import best
+    ck = ROOT / "checkpoints"
+    m = json.loads((ck / "best-cpu.json").read_text())
+    assert (ck / "best-cpu.safetensors").stat().st_size == m["bytes"] and m["recipe"] == best.BEST
+    assert m["wall_seconds"] <= 30 * 60 and m["weights"] == "ema" and m["metrics"]["n"] == best.N
+    others = {p.stem: json.loads(p.read_text()) for p in ck.glob("*.json") if p.stem not in ("best-cpu", "classifier")}
+    short = {k: o for k, o in others.items() if o["wall_seconds"] <= 30 * 60}
+    assert "optimized-final" in short and len(short) >= 10
+    for name, o in short.items():
+        # lower FID, and lower FID above the real-vs-real floor (the ladder's FIDs were measured at a smaller n)
+        assert m["metrics"]["fid"] < o["metrics"]["fid"], name
+        assert m["metrics"]["fid"] - m["metrics"]["fid_floor"] < o["metrics"]["fid"] - o["metrics"]["fid_floor"], name
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert f"Fashion-FID {m['metrics']['fid']:.1f} from 1,000 samples, {m['fid_to_floor']:.1f}× its floor" in text

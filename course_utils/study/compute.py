@@ -268,6 +268,7 @@ def summarize(name: str = "cpu") -> dict:
     folder = study_dir(name)
     atomic_write_text(folder / "summary.json", json.dumps(out, indent=1))
     atomic_write_text(folder / "table.md", markdown(out))
+    atomic_write_text(folder / "verdicts.md", verdicts_markdown(out))
     from course_utils import plotting
     plotting.save(plot_curves(records), folder / "curves.png")
     return out
@@ -289,6 +290,49 @@ def verdict(before: dict, after: dict, spread: float | None) -> str:
     if abs(diff) <= 2 * spread:
         return "within noise"
     return "better" if diff < 0 else "worse"
+
+
+def steps_of_ladder(summary: dict) -> list[dict]:
+    """Each step of the ladder (and of the width side study) with its change of mean FID and verdict in both
+    views: [{"from", "to", "idea", "equal_steps": {"change", "verdict"}, "equal_compute": {...}}, ...]."""
+    from course_utils.model.unet import PRESETS
+    rows = {r["preset"]: r for r in summary["rows"]}
+    chains = [LADDER, WIDTH_STEPS]
+    out = []
+    for chain in chains:
+        for before, after in zip(chain, chain[1:]):
+            if before not in rows or after not in rows or (chain is WIDTH_STEPS and after == "wide"
+                                                           and "wide_upconvs" not in rows):
+                continue
+            step = {"from": before, "to": after, "idea": PRESETS[after].idea, "width_part": chain is WIDTH_STEPS}
+            for view in ("equal_steps", "equal_compute"):
+                a, b = rows[before].get(view), rows[after].get(view)
+                if a and b:
+                    step[view] = {"change": b["fid"][0] - a["fid"][0],
+                                  "verdict": verdict(a, b, run_spread(summary, view))}
+            out.append(step)
+    return out
+
+
+def verdicts_markdown(summary: dict) -> str:
+    """The ladder's steps as a table: the change of FID and the verdict at equal steps and at equal compute."""
+    spread = {v: run_spread(summary, v) for v in ("equal_steps", "equal_compute")}
+    head = ("| step | idea | FID change at equal steps | verdict | FID change at equal compute | verdict |\n"
+            "|---|---|---:|---|---:|---|\n")
+    body = ""
+    for st in steps_of_ladder(summary):
+        cells = []
+        for v in ("equal_steps", "equal_compute"):
+            c = st.get(v)
+            cells += [f"{c['change']:+.1f}", c["verdict"]] if c else ["—", "—"]
+        label = f"{st['from']} → {st['to']}" + (" (width part)" if st["width_part"] else "")
+        body += f"| {label} | {st['idea']} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |\n"
+    def sd(v):
+        return f"{spread[v]:.1f}" if spread[v] else "not measured yet"
+    return (head + body + f"\nA negative change is an improvement (lower FID). A change counts only when it exceeds two "
+            f"seed-to-seed spreads of a single run's FID, pooled over the presets with several seeds: "
+            f"{sd('equal_steps')} at equal steps, {sd('equal_compute')} at equal compute; smaller ones are within "
+            "noise.\n")
 
 
 def load_summary(name: str = "cpu") -> dict | None:
