@@ -171,13 +171,21 @@ class Batches:
 
     Iterating forever: ``next(batches)`` returns (images, labels). Whole epochs are permutations of
     the set; with a seed the sequence is reproducible.
+
+    With ``world`` > 1 (multi-process training) every process uses the same seed, so all draw the same permutation,
+    and process ``rank`` takes its own ``batch_size / world`` images of each batch: together the processes see
+    exactly the batches one process would, each image once per epoch.
     """
 
     def __init__(self, data: FashionData, batch_size: int = 128, flip: bool = True, seed: int | None = 0,
-                 drop_last: bool = True):
+                 drop_last: bool = True, rank: int = 0, world: int = 1):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise CourseError(f"batch_size must be a whole number >= 1, got {batch_size!r}. Fix: e.g. batch_size=128.")
+        if not (isinstance(world, int) and world >= 1 and 0 <= rank < world and batch_size % world == 0):
+            raise CourseError(f"batch_size {batch_size} must split evenly over {world} processes (rank {rank}). "
+                              f"Fix: a batch size divisible by {world}, e.g. {max(world, batch_size // world * world)}.")
         self.data, self.batch_size, self.flip, self.drop_last = data, batch_size, flip, drop_last
+        self.rank, self.world, self.shard = rank, world, batch_size // world
         self.gen = torch.Generator(device="cpu")
         self.gen.manual_seed(seed if seed is not None else torch.seed())
         self.epoch, self._perm, self._pos = 0, None, 0
@@ -194,7 +202,8 @@ class Batches:
             self._perm = torch.randperm(n, generator=self.gen)
             self._pos = 0
             self.epoch += 1
-        idx = self._perm[self._pos:self._pos + self.batch_size]
+        start = self._pos + self.rank * self.shard
+        idx = self._perm[start:min(start + self.shard, self._pos + self.batch_size)]
         self._pos += self.batch_size
         idx = idx.to(self.data.images.device)
         x = self.data.images[idx]

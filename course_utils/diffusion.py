@@ -267,9 +267,10 @@ def _model_device(model: torch.nn.Module) -> torch.device:
         return torch.device("cpu")
 
 
-def _guided_eps(model, x, t, labels, guidance):
+def guided_output(model, x, t, labels, guidance):
     """The network's output (its noise guess, or its v); with ``labels``, classifier-free guidance
-    (1 + w) out_cond - w out_uncond (linear, so guiding v is guiding the noise it implies)."""
+    (Ho & Salimans, 2022): (1 + w) out_cond - w out_uncond, where out_uncond is the output with the label masked
+    (linear, so guiding v is guiding the noise it implies). w = 0 is the plain conditional model."""
     if labels is None:
         return model(x, t)
     n = x.shape[0]
@@ -347,7 +348,7 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
     for k in it:
         i = times[k]
         t = torch.full((n,), i, device=device, dtype=torch.long)
-        out = _guided_eps(model, x, t, labels, guidance)
+        out = guided_output(model, x, t, labels, guidance)
         eps, x0 = (out, None) if prediction == "eps" else schedule.eps_x0(x, t, out, prediction)
         if sampler == "ddpm":
             z = torch.randn(shape, generator=gen, device=device) if i > 0 else None

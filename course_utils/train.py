@@ -101,11 +101,12 @@ def check_ema(decay: float | None) -> None:
 
 
 def diffusion_loss(model, x0, schedule: Schedule, gen: torch.Generator | None = None, labels=None,
-                   p_uncond: float = 0.1) -> torch.Tensor:
+                   p_uncond: float = 0.1, config=None) -> torch.Tensor:
     """MSE between the model's output and its target at a random step per image: the true noise
     (``prediction="eps"``, the default) or v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0 (``prediction="v"``), as the
-    model's config says. ``schedule`` must be the kind the model is configured for (its T may differ)."""
-    cfg = getattr(model, "config", None)
+    model's config says. ``schedule`` must be the kind the model is configured for (its T may differ). ``config``
+    is the U-Net's config when ``model`` is a wrapper without one (DistributedDataParallel, torch.compile)."""
+    cfg = config if config is not None else getattr(model, "config", None)
     check_schedule_fits(schedule, cfg)
     prediction = getattr(cfg, "prediction", "eps")
     n = x0.shape[0]
@@ -272,11 +273,24 @@ class Trainer:
 
     def __init__(self, model, data: FashionData, steps: int, *, lr: float = 1e-3, batch_size: int = 128,
                  seed: int = 0, device=None, conditional: bool = False, preset: str | None = None,
-                 callbacks: list[Callback] = (), history: History | None = None):
+                 callbacks: list[Callback] = (), history: History | None = None, compile: bool = False):
+        from course_utils import distributed as dist
         if not isinstance(steps, int) or steps < 0:
             raise CourseError(f"steps must be a whole number >= 0, got {steps!r}.")
-        self.device = torch.device(device) if device is not None else pick_device()
+        self.rank, self.world = dist.rank(), dist.world_size()
+        if self.world > 1 and batch_size % self.world:
+            raise CourseError(f"batch_size {batch_size} must split evenly over {self.world} processes. Fix: a batch "
+                              f"size divisible by {self.world}.")
+        self.device = dist.init(device) if self.world > 1 else (torch.device(device) if device is not None
+                                                                  else pick_device())
         self.model = model.to(self.device).train()
+        # what the forward pass calls: the model, wrapped for several processes and/or compiled
+        self.net = self.model
+        if dist.active():
+            from torch.nn.parallel import DistributedDataParallel
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        if compile:
+            self.net = torch.compile(self.net)
         if data.images.device != self.device and self.device.type == "cuda":
             data = data.to(self.device)  # the whole set fits on a GPU: no per-batch copies
         self.data, self.steps, self.lr, self.batch_size, self.seed = data, steps, lr, batch_size, seed
@@ -296,8 +310,8 @@ class Trainer:
         self.start_step = step
         torch.manual_seed(self.seed)
         offset = self.seed + 7919 * step
-        self.gen = torch.Generator().manual_seed(offset)
-        self.batches = Batches(self.data, self.batch_size, flip=True, seed=offset)
+        self.gen = torch.Generator().manual_seed(offset + 1_000_003 * self.rank)  # each process its own noise
+        self.batches = Batches(self.data, self.batch_size, flip=True, seed=offset, rank=self.rank, world=self.world)
 
     def clock(self) -> None:
         """Add the time since the last call to the history (checkpoints record the training time so far)."""
@@ -315,8 +329,12 @@ class Trainer:
         self.y = y.to(self.device) if self.conditional else None
         self._run("before_step")
         with self.forward_context():
-            self.loss = diffusion_loss(self.model, self.x, self.schedule, self.gen, labels=self.y)
+            self.loss = diffusion_loss(self.net, self.x, self.schedule, self.gen, labels=self.y,
+                                       config=getattr(self.model, "config", None))
         value = self.loss.item()
+        if self.world > 1:  # the loss of the whole batch, the same number in every process
+            from course_utils import distributed as dist
+            value = dist.mean(value, self.device)
         if not math.isfinite(value):
             saved = [cb.path for cb in self.callbacks if isinstance(cb, Checkpointer)]
             raise TrainingDiverged(f"the loss became {value} at step {self.step + 1}. Training stopped"
@@ -347,14 +365,18 @@ def train(model: torch.nn.Module, data: FashionData, steps: int, *, lr: float = 
           seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
           ema_decay: float | None = None, checkpoint: str | Path | None = None, save_every: int = 200,
           resume: bool = False, preset: str | None = None, conditional: bool = False,
-          history: History | None = None, meta: dict | None = None, callbacks: list[Callback] = ()) -> History:
+          history: History | None = None, meta: dict | None = None, callbacks: list[Callback] = (),
+          compile: bool = False) -> History:
     """Train ``model`` to predict noise for ``steps`` optimizer steps; returns the loss history.
 
     With ``checkpoint`` the model (and optimizer, EMA) are saved there atomically every ``save_every``
     steps and at the end; ``resume=True`` continues from that file. A NaN or infinite loss stops
     training with :class:`TrainingDiverged`; the last checkpoint stays as it was. ``callbacks`` add
-    behaviour (an LR schedule, gradient clipping, autocast: see :class:`Callback`).
+    behaviour (an LR schedule, gradient clipping, autocast: see :class:`Callback`). ``compile`` runs the forward
+    pass through ``torch.compile`` (worth it on a GPU). Under torchrun every process trains its shard of each batch
+    (:mod:`course_utils.distributed`) and only rank 0 writes the checkpoint and draws the progress bar.
     """
+    from course_utils import distributed as dist
     check_ema(ema_decay)
     if resume and (checkpoint is None or not Path(checkpoint).is_file()):
         raise CourseError(f"--resume needs an existing checkpoint, but {checkpoint} does not exist. "
@@ -363,12 +385,12 @@ def train(model: torch.nn.Module, data: FashionData, steps: int, *, lr: float = 
     ema = EMA(ema_decay) if ema_decay else None
     if ema is not None:
         cbs.append(ema)
-    if checkpoint is not None:
+    if checkpoint is not None and dist.is_main():
         cbs.append(Checkpointer(checkpoint, save_every, preset, seed, dict(meta or {})))
-    if progress:
+    if progress and dist.is_main():
         cbs.append(ProgressBar())
     tr = Trainer(model, data, steps, lr=lr, batch_size=batch_size, seed=seed, device=device,
-                 conditional=conditional, preset=preset, callbacks=cbs, history=history)
+                 conditional=conditional, preset=preset, callbacks=cbs, history=history, compile=compile)
     if resume:
         if ema is not None:
             ema.before_fit(tr)  # build the averaged copy so the checkpoint's EMA weights can be loaded into it

@@ -12,7 +12,7 @@ PARAMS = {
     "rearrange": 1_904_513, "sinusoidal": 1_905_857, "residual": 1_942_913, "optimized": 1_979_777,
     "no_upsampler": 2_102_657, "no_width": 404_721, "no_groupnorm": 1_979_777, "no_gelu": 1_979_777,
     "no_rearrange": 1_241_921, "no_sinusoidal": 1_978_433, "no_residual": 1_942_721, "no_extra_skip": 1_942_913,
-    "wide_channels": 944_577, "wide_upconvs": 1_166_913,
+    "wide_channels": 944_577, "wide_upconvs": 1_166_913, "optimized_cond": 2_002_561,
 }
 
 
@@ -44,7 +44,8 @@ def test_width_side_study_splits_width_into_its_three_changes():
         a, b = PRESETS[prev].config.to_dict(), PRESETS[cur].config.to_dict()
         changes += [k for k in a if a[k] != b[k]]
     assert changes == ["channels", "up_convs", "norm_after_up"] and set(changes) == set(IDEAS["width"])
-    assert set(ABLATED) | set(WIDTH_STEPS) == set(PRESETS) and not set(ABLATED) & set(WIDTH_STEPS[1:-1])
+    assert set(ABLATED) | set(WIDTH_STEPS) | {"optimized_cond"} == set(PRESETS)
+    assert not set(ABLATED) & set(WIDTH_STEPS[1:-1])
 
 
 def test_leave_one_out_reverts_exactly_one_idea():

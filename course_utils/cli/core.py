@@ -5,6 +5,8 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from course_utils.cli.common import (budget_parent, checkpoint_parent, device_parent, positive, sampler_kwargs,
                                      sampler_parent, variant_parent)
 from course_utils.errors import CourseError
@@ -44,23 +46,38 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
+    from course_utils import distributed as dist
     from course_utils import plotting
     from course_utils.checkpoints import ensure_writable
     from course_utils.diffusion import sample
     from course_utils.model.unet import get_preset
     from course_utils.study.runs import run_dir, train_preset
-    from course_utils.train import get_budget
+    from course_utils.train import Autocast, get_budget
     get_preset(args.variant)
     budget = get_budget(args.budget)
     out = Path(args.out) if args.out else run_dir(args.variant, budget.name, args.seed)
-    ensure_writable(out)
+    main = dist.is_main()  # under torchrun only rank 0 writes and prints
+    if main:
+        ensure_writable(out)
     steps = args.steps or budget.steps_for(args.variant)
-    print(f"training {args.variant} for {steps} steps ({budget.name} budget), seed {args.seed} -> {out}")
+    world = dist.world_size()
+    if main:
+        print(f"training {args.variant} for {steps} steps ({budget.name} budget), seed {args.seed} -> {out}"
+              + (f"; {world} processes, {args.batch_size // max(world, 1)} images each per step" if world > 1 else ""))
     if args.resume and not (out / "model.safetensors").is_file():
         raise CourseError(f"--resume: there is no checkpoint {out / 'model.safetensors'} to continue from. "
                           "Fix: run the same command without --resume first (or give the --out of that run).")
-    model, history = train_preset(args.variant, budget, seed=args.seed, out=out, steps=steps, device=args.device,
-                                  ema_decay=args.ema, resume=args.resume, save_every=args.save_every)
+    callbacks = [Autocast(torch.bfloat16)] if args.bf16 else []
+    try:
+        model, history = train_preset(args.variant, budget, seed=args.seed, out=out, steps=steps, device=args.device,
+                                      ema_decay=args.ema, resume=args.resume, save_every=args.save_every,
+                                      batch_size=args.batch_size, callbacks=callbacks, compile=args.compile,
+                                      progress=main)
+        dist.barrier()  # rank 0 has written the checkpoint before anyone leaves
+    finally:
+        dist.shutdown()
+    if not main:
+        return 0
     net = getattr(history, "ema", None) or model
     images = sample(net, args.n, seed=args.seed, progress=True)
     plotting.save(plotting.show_grid(images, f"{args.variant}, {history.steps} steps"), out / "samples.png")
@@ -108,7 +125,9 @@ def add_parsers(sub) -> None:
     s = sub.add_parser("train", parents=[variant_parent(), budget_parent(), device_parent()],
                        help="train a preset; writes a checkpoint, samples.png and loss.png",
                        description="Train a preset under a budget. Writes model.safetensors (atomically, every "
-                                   "--save-every steps), history.json, samples.png and loss.png to --out.")
+                                   "--save-every steps), history.json, samples.png and loss.png to --out. Several "
+                                   "processes: torchrun --nproc_per_node=N -m course_utils train ... (gloo on CPUs, "
+                                   "nccl on GPUs; each process trains its shard of every batch, rank 0 writes).")
     s.add_argument("--steps", type=positive, help="override the budget's number of training steps")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     s.add_argument("--out", help="output folder (default runs/BUDGET/VARIANT-seedSEED)")
@@ -117,6 +136,11 @@ def add_parsers(sub) -> None:
     s.add_argument("--save-every", type=positive, default=100, metavar="K",
                    help="write the checkpoint every K steps (default 100); an interruption loses at most K steps")
     s.add_argument("-n", type=positive, default=64, help="samples in samples.png (default 64)")
+    s.add_argument("--batch-size", type=positive, default=128,
+                   help="images per step (default 128); under torchrun split evenly over the processes")
+    s.add_argument("--bf16", action="store_true", help="run the forward pass under bf16 autocast (for GPUs)")
+    s.add_argument("--compile", action="store_true", help="compile the model with torch.compile (for GPUs; the first "
+                                                          "steps are slow while it compiles)")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("sample", parents=[variant_parent(), checkpoint_parent(), sampler_parent(), device_parent()],

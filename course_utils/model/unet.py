@@ -213,10 +213,15 @@ class UNet(nn.Module):
         feats = self.time_features(tt) if cfg.time_embed == "sinusoidal" else tt[:, None]
         t_emb1, t_emb2 = self.t_emb1(feats), self.t_emb2(feats)
         up0 = self.up0(latent)
-        if cfg.num_classes and c is not None:
-            one_hot = nn.functional.one_hot(c.long(), cfg.num_classes).float()
-            if c_mask is not None:
-                one_hot = one_hot * c_mask.float()[:, None]
+        if cfg.num_classes:
+            # the label as a one-hot vector; a masked label (c_mask 0) or none at all is the zero vector, the
+            # "no context" input that context dropout trains for classifier-free guidance
+            if c is None:
+                one_hot = x.new_zeros(x.shape[0], cfg.num_classes)
+            else:
+                one_hot = nn.functional.one_hot(c.long(), cfg.num_classes).float()
+                if c_mask is not None:
+                    one_hot = one_hot * c_mask.float()[:, None]
             up1 = self.up1(self.c_emb1(one_hot) * up0 + t_emb1, down2)
             up2 = self.up2(self.c_emb2(one_hot) * up1 + t_emb2, down1)
         else:
@@ -240,6 +245,7 @@ class Preset:
     config: UNetConfig
     notebook: str | None = None       # the notebook that teaches this rung
     kind: str = "ladder"              # "ladder" | "leave-one-out" | "width" (the width idea split in its parts)
+    #                                   | "conditional" (class labels, classifier-free guidance: notebook 10)
     idea: str | None = None           # the idea changed from the previous rung / reverted from optimized
 
 
@@ -302,6 +308,10 @@ def _build_presets() -> dict[str, Preset]:
         cfg = cfg.replace(**{field: getattr(OPTIMIZED, field)})
         presets[name] = Preset(name, desc, cfg, "03_group_norm", "width", "width")
     assert cfg.replace(norm_after_up=OPTIMIZED.norm_after_up) == presets["wide"].config
+    presets["optimized_cond"] = Preset(
+        "optimized_cond", "optimized + the class label (one-hot, 10 classes) through two embedding blocks that scale "
+        "the up path's features; trained with context dropout for classifier-free guidance.",
+        OPTIMIZED.replace(num_classes=10), "10_classifier_free_guidance", "conditional", None)
     return presets
 
 

@@ -75,10 +75,13 @@ def train_preset(preset: str, budget: str | Budget | None = None, seed: int = 0,
                       f"({steps} steps, {hit[1].seconds:.0f} s); set RETRAIN = True to train again.")
             return hit
     d = Path(out) if out is not None else run_dir(preset, budget.name, seed, overrides)
+    train_kwargs.setdefault("conditional", model.config.num_classes > 0)
     history = train(model, load("train"), steps, seed=seed, device=device, progress=progress, preset=preset,
                     checkpoint=d / "model.safetensors", resume=resume, ema_decay=ema_decay, save_every=save_every,
                     meta={"budget": budget.name, **train_kwargs.pop("meta", {})}, **train_kwargs)
-    save_history(d / "history.json", history)
+    from course_utils import distributed as dist
+    if dist.is_main():
+        save_history(d / "history.json", history)
     return model.cpu(), history
 
 
