@@ -106,10 +106,11 @@ class Schedule:
 
     @classmethod
     def from_config(cls, config=None) -> "Schedule":
-        """The schedule a model config asks for: its ``T``, ``schedule`` and ``zero_terminal_snr`` (an old config
-        without these fields, or ``None``, gives the original linear schedule)."""
+        """The schedule a model config asks for: its ``T``, ``schedule``, ``zero_terminal_snr``, ``beta_start`` and
+        ``beta_end`` (an old config without these fields, or ``None``, gives the original linear schedule)."""
         return cls(T=getattr(config, "T", 150), kind=getattr(config, "schedule", "linear"),
-                   zero_terminal_snr=bool(getattr(config, "zero_terminal_snr", False)))
+                   zero_terminal_snr=bool(getattr(config, "zero_terminal_snr", False)),
+                   beta_start=getattr(config, "beta_start", 1e-4), beta_end=getattr(config, "beta_end", 0.02))
 
     def describe(self) -> str:
         return f"{self.kind}{' + zero terminal SNR' if self.zero_terminal_snr else ''} (T={self.T})"

@@ -70,3 +70,19 @@ def test_guided_sampling(model, kw):
     with torch.no_grad():
         e_c, e_u = model(x, t, labels), model(x, t, labels, torch.zeros(4))
         assert torch.allclose(guided_output(model, x, t, labels, 2.0), 3 * e_c - 2 * e_u, atol=1e-5)
+
+
+def test_the_guidance_sweep_measures_accuracy_fid_and_spread(model):
+    from course_utils.evaluation import guidance
+    res = guidance.guidance_sweep(model, weights=(0.0, 2.0), n_per_class=2, sampler="ddim", steps=2, eta=1.0)
+    assert [r["w"] for r in res["rows"]] == [0.0, 2.0]
+    for r in res["rows"]:
+        assert 0 <= r["accuracy"] <= 1 and len(r["per_class"]) == 10 and r["fid"] > 0 and r["spread"] > 0
+    assert 0.7 < res["real"]["accuracy"] <= 1 and res["real"]["spread"] > 0
+    text = guidance.format_sweep(res)
+    assert text.splitlines()[0].split()[:4] == ["w", "accuracy", "FID", "spread"] and "real" in text
+    labels = torch.tensor([0, 0, 1, 1])
+    acc, per = guidance.accuracy(torch.eye(10)[[0, 1, 1, 1]], labels)
+    assert acc == 0.75 and per[:2] == [0.5, 1.0]
+    with pytest.raises(cu.CourseError, match="class-conditional"):
+        guidance.guidance_sweep(cu.build("baseline"))

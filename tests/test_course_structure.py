@@ -65,3 +65,15 @@ def test_checked_cells_are_really_compared(tmp_path, printed, ok):
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     assert (r.returncode == 0) == ok, r.stdout[-2000:]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_a_try_it_yourself_cell(path):
+    """One cell that trains a student's variant (a preset with changed fields) beside the rung, stored runnable."""
+    nb = json.loads(path.read_text())
+    text = ["".join(c["source"]) for c in nb["cells"]]
+    at = next(i for i, t in enumerate(text) if t.startswith("## Try it yourself"))
+    code = text[at + 1]
+    assert nb["cells"][at + 1]["cell_type"] == "code" and "nb.compare(" in code
+    assert re.search(r'MY_VARIANT = \("\w+", \{"\w+": ', code), code
+    assert at < next(i for i, t in enumerate(text) if t.startswith("## Exercises"))

@@ -118,7 +118,7 @@ def test_residual_block_is_x1_plus_f_x1():
 
 @pytest.fixture
 def my_blocks():
-    names = [("act", "my_silu"), ("norm", "my_layer_norm"), ("up", "my_bilinear")]
+    names = [("act", "my_silu"), ("norm", "my_layer_norm"), ("up", "my_bilinear"), ("down", "my_avgpool")]
     yield names
     for kind, name in names:
         blocks.unregister_block(kind, name)
@@ -130,7 +130,9 @@ def test_a_students_own_blocks_plug_in_by_name(my_blocks, tmp_path):
     blocks.register_block("norm", "my_layer_norm", lambda channels, groups: nn.GroupNorm(1, channels))
     blocks.register_block("up", "my_bilinear", lambda i, o: nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear"),
                                                                            nn.Conv2d(i, o, 3, padding=1)))
-    m = cu.build("wide", act="my_silu", norm="my_layer_norm", up="my_bilinear")
+    blocks.register_block("down", "my_avgpool", lambda channels: nn.AvgPool2d(2))
+    m = cu.build("wide", act="my_silu", norm="my_layer_norm", up="my_bilinear", down="my_avgpool")
+    assert sum(isinstance(x, nn.AvgPool2d) for x in m.modules()) == 2
     relus = {n.split(".")[0] for n, x in m.named_modules() if isinstance(x, nn.ReLU)}
     assert any(isinstance(x, nn.SiLU) for x in m.modules()) and relus == {"dense_emb", "out"}  # as in the original
     assert all(g.num_groups == 1 for g in m.modules() if isinstance(g, nn.GroupNorm))
@@ -150,6 +152,7 @@ def test_a_students_own_blocks_plug_in_by_name(my_blocks, tmp_path):
     ("act", "three", 3, "must be callable"),
     ("up", "same_size", lambda i, o: nn.Conv2d(i, o, 3, padding=1), r"shape \(2, 3, 8, 8\)"),
     ("norm", "broken", lambda c, g: nn.GroupNorm(3, c), "failed on a"),
+    ("down", "no_halving", lambda c: nn.Identity(), r"shape \(2, 8, 2, 2\)"),
 ])
 def test_registering_a_wrong_block_says_what_is_wrong(kind, name, factory, match):
     with pytest.raises(cu.CourseError, match=match):

@@ -42,7 +42,7 @@ def test_the_default_is_the_original_schedule_bit_for_bit():
 
 def test_the_names_agree_between_the_config_and_the_diffusion_module():
     assert unet.SCHEDULES == SCHEDULES and unet.PREDICTIONS == PREDICTIONS
-    assert set(unet.DIFFUSION_DEFAULTS) == {"schedule", "zero_terminal_snr", "prediction"}
+    assert set(unet.DIFFUSION_DEFAULTS) == {"schedule", "zero_terminal_snr", "prediction", "beta_start", "beta_end"}
 
 
 @pytest.mark.parametrize("kw", KINDS, ids=lambda kw: f"{kw['kind']}{'+zsnr' if kw['zero_terminal_snr'] else ''}")
@@ -296,3 +296,26 @@ def test_train_preset_with_overrides_trains_its_own_variant(tmp_path, monkeypatc
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     with pytest.raises(CourseError, match="unknown U-Net config fields .'colour'"):
         train_preset("baseline", "ci", overrides={"colour": "red"}, progress=False)
+
+
+def test_schedule_parameters_and_time_scale_are_config_fields(tmp_path):
+    m = cu.build("baseline", beta_end=0.05)
+    s = Schedule.from_config(m.config)
+    assert s.betas[-1].item() == pytest.approx(0.05) and s.alpha_bar[-1] < Schedule().alpha_bar[-1]
+    assert m.config.to_dict()["beta_end"] == 0.05 and "beta_end" not in cu.build("baseline").config.to_dict()
+    assert "time_scale" not in unet.OPTIMIZED.to_dict()
+    path = save_checkpoint(tmp_path / "b.safetensors", m, "baseline", step=0)
+    with pytest.raises(CheckpointError, match="beta_end"):
+        load_checkpoint(path, "baseline")  # another schedule than the preset's: refused
+    assert load_checkpoint(path)[0].config.beta_end == 0.05
+    torch.manual_seed(0)
+    a = cu.build("sinusoidal").eval()
+    torch.manual_seed(0)
+    b = cu.build("sinusoidal", time_scale="t").eval()
+    x, t = torch.randn(2, 1, 16, 16), torch.tensor([3, 140])
+    with torch.no_grad():
+        assert not torch.allclose(a(x, t), b(x, t))  # the embedding sees 3 and 140 instead of 0.02 and 0.93
+    with pytest.raises(CourseError, match="time_scale='seconds'"):
+        cu.build("baseline", time_scale="seconds")
+    with pytest.raises(CourseError, match="beta_start <= beta_end"):
+        cu.build("baseline", beta_end=1.5)

@@ -37,6 +37,19 @@ def cmd_evaluate(args) -> int:
     default_classifier()  # a missing classifier fails before any sampling
     model, header = load_checkpoint(path, preset, device=args.device or "cpu")
     how = describe_sampler(args.sampler, args.steps, args.eta, model.config.T)
+    if model.config.num_classes:  # class-conditional: accuracy, FID and diversity per guidance weight
+        from course_utils.evaluation.guidance import WEIGHTS, format_sweep, guidance_sweep
+        per_class = max(1, args.n // model.config.num_classes)
+        if not args.json:
+            print(f"evaluating the class-conditional {args.variant} from {path}: {per_class} samples per class at "
+                  f"each guidance weight ({how}), seed {args.seed}")
+        result = guidance_sweep(model, weights=args.guidance or WEIGHTS, n_per_class=per_class, seed=args.seed,
+                                batch=args.batch, progress=not args.json, **kwargs)
+        print(json.dumps({"variant": args.variant, "checkpoint": str(path), **kwargs, **result}, indent=1)
+              if args.json else format_sweep(result))
+        return 0
+    if args.guidance:
+        raise CourseError(f"--guidance needs a class-conditional model; {args.variant} has no class labels.")
     if not args.json:
         print(f"evaluating {args.variant} from {path} ({header.get('meta', {}).get('step', '?')} steps, "
               f"{header.get('weights', 'model')} weights): sampling {args.n} images ({how}), seed {args.seed}")
@@ -75,6 +88,10 @@ def add_parsers(sub) -> None:
                     "classifier confidence, class entropy and dark-pixel fraction (each beside real images). "
                     "The checkpoint is --checkpoint, else checkpoints/VARIANT.safetensors, else "
                     "runs/{full,quick,ci}/VARIANT-seed0/model.safetensors.")
+    s.add_argument("--guidance", type=float, nargs="+", metavar="W",
+                   help="guidance weights for a class-conditional model (default 0 0.5 1 2 4); such a model is "
+                        "evaluated per weight: classifier accuracy on the requested class (overall and per class, "
+                        "beside real test images'), Fashion-FID and the feature spread within classes")
     s.add_argument("-n", type=positive, default=1000,
                    help="samples to draw and real images to compare with (default 1000; at most 10000). "
                         "Compare FID only between runs with the same N.")

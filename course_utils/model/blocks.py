@@ -17,21 +17,24 @@ ACTIVATIONS = ("relu", "gelu")
 NORMS = ("batch", "group")
 
 # Blocks a student registers under a name (see :func:`register_block`): kind -> name -> factory.
-_REGISTERED: dict[str, dict[str, object]] = {"act": {}, "norm": {}, "up": {}}
-_FACTORY_CALL = {"act": "factory()", "norm": "factory(channels, groups)", "up": "factory(in_channels, out_channels)"}
+_REGISTERED: dict[str, dict[str, object]] = {"act": {}, "norm": {}, "up": {}, "down": {}}
+_FACTORY_CALL = {"act": "factory()", "norm": "factory(channels, groups)", "up": "factory(in_channels, out_channels)",
+                 "down": "factory(channels)"}
+DOWNSAMPLERS = ("maxpool", "rearrange")
 
 
 def register_block(kind: str, name: str, factory) -> None:
     """Make your own module usable by name in a U-Net config, e.g. ``build("wide", act="my_silu")``.
 
     ``kind`` is "act" (``factory()`` returns an activation), "norm" (``factory(channels, groups)`` returns a
-    normalization that keeps the shape) or "up" (``factory(in_channels, out_channels)`` returns an upsampler that
-    doubles height and width). The factory is tried on a small tensor at once, so a mistake shows here and not deep
+    normalization that keeps the shape), "up" (``factory(in_channels, out_channels)`` returns an upsampler that
+    doubles height and width) or "down" (``factory(channels)`` returns a downsampler that halves height and width
+    and keeps the channels). The factory is tried on a small tensor at once, so a mistake shows here and not deep
     inside a U-Net. A checkpoint stores only the name: register the same factory again before loading it.
     """
     if kind not in _REGISTERED:
         raise CourseError(f"register_block: kind={kind!r}; choose one of {tuple(_REGISTERED)}.")
-    builtin = {"act": ACTIVATIONS, "norm": NORMS, "up": tuple(UPSAMPLERS)}[kind]
+    builtin = _builtin(kind)
     if not isinstance(name, str) or not name.isidentifier() or name in builtin:
         raise CourseError(f"register_block: name={name!r} must be a new identifier, not one of the built-in "
                           f"{builtin}.")
@@ -39,12 +42,13 @@ def register_block(kind: str, name: str, factory) -> None:
         raise CourseError(f"register_block: factory must be callable as {_FACTORY_CALL[kind]}, got {factory!r}.")
     x = torch.randn(2, 8, 4, 4)
     try:
-        module = factory() if kind == "act" else factory(8, 4) if kind == "norm" else factory(8, 3)
+        module = {"act": lambda: factory(), "norm": lambda: factory(8, 4), "up": lambda: factory(8, 3),
+                  "down": lambda: factory(8)}[kind]()
         y = module(x)
     except Exception as e:  # the student's code: report it, do not register it
         raise CourseError(f"register_block: {_FACTORY_CALL[kind]} failed on a (2, 8, 4, 4) input: "
                           f"{type(e).__name__}: {e}") from None
-    want = (2, 3, 8, 8) if kind == "up" else (2, 8, 4, 4)
+    want = {"up": (2, 3, 8, 8), "down": (2, 8, 2, 2)}.get(kind, (2, 8, 4, 4))
     if not isinstance(module, nn.Module) or not isinstance(y, torch.Tensor) or tuple(y.shape) != want:
         raise CourseError(f"register_block: {_FACTORY_CALL[kind]} must return an nn.Module whose output has shape "
                           f"{want} for a (2, 8, 4, 4) input; got {type(module).__name__} -> "
@@ -57,10 +61,13 @@ def unregister_block(kind: str, name: str) -> None:
     _REGISTERED.get(kind, {}).pop(name, None)
 
 
+def _builtin(kind: str) -> tuple[str, ...]:
+    return {"act": ACTIVATIONS, "norm": NORMS, "up": tuple(UPSAMPLERS), "down": DOWNSAMPLERS}[kind]
+
+
 def known(kind: str) -> tuple[str, ...]:
-    """The names a config may use for ``kind`` ("act", "norm", "up"): the built-in ones and the registered ones."""
-    builtin = {"act": ACTIVATIONS, "norm": NORMS, "up": tuple(UPSAMPLERS)}[kind]
-    return builtin + tuple(_REGISTERED[kind])
+    """The names a config may use for ``kind`` ("act", "norm", "up", "down"): the built-in and the registered ones."""
+    return _builtin(kind) + tuple(_REGISTERED[kind])
 
 
 def divisors(n: int) -> list[int]:
@@ -148,12 +155,14 @@ class DownBlock(nn.Sequential):
 
     def __init__(self, in_ch: int, out_ch: int, norm: str, groups: int, act: str, down: str,
                  where: str = "down"):
-        if down == "maxpool":
+        if down in _REGISTERED["down"]:
+            pool = _REGISTERED["down"][down](out_ch)
+        elif down == "maxpool":
             pool = nn.MaxPool2d(2)
         elif down == "rearrange":
             pool = RearrangePool(out_ch, norm, groups, act, f"{where}.pool")
         else:
-            raise CourseError(f"{where}: unknown downsampler {down!r}; choose 'maxpool' or 'rearrange'.")
+            raise CourseError(f"{where}: unknown downsampler {down!r}; choose one of {known('down')}.")
         super().__init__(
             ConvBlock(in_ch, out_ch, norm, groups, act, f"{where}.conv1"),
             ConvBlock(out_ch, out_ch, norm, groups, act, f"{where}.conv2"),

@@ -20,7 +20,10 @@ SCHEDULES = ("linear", "cosine", "linear_scaled")  # the same names as course_ut
 PREDICTIONS = ("eps", "v")                          # the same names as course_utils.diffusion.PREDICTIONS
 # The diffusion process the network is trained for, kept in the config (and so in every checkpoint) so that a model
 # is never sampled with another one. Written by to_dict only when they differ from these defaults.
-DIFFUSION_DEFAULTS = {"schedule": "linear", "zero_terminal_snr": False, "prediction": "eps"}
+DIFFUSION_DEFAULTS = {"schedule": "linear", "zero_terminal_snr": False, "prediction": "eps", "beta_start": 1e-4,
+                      "beta_end": 0.02}
+# fields that a config dict leaves out at their default, so that configs saved before they existed stay identical
+OMITTED_AT_DEFAULT = {**DIFFUSION_DEFAULTS, "time_scale": "t/T"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ class UNetConfig:
     schedule: str = "linear"          # "linear" | "cosine" | "linear_scaled" (the noise schedule, notebook 09)
     zero_terminal_snr: bool = False   # rescale the schedule to abar_{T-1} = 0 (needs prediction="v")
     prediction: str = "eps"           # "eps" (the noise) | "v" (sqrt(abar) eps - sqrt(1 - abar) x0)
+    beta_start: float = 1e-4          # the linear schedules' first and last beta (notebook 01's exercise)
+    beta_end: float = 0.02
+    time_scale: str = "t/T"           # what the time embedding sees: "t/T" in [0, 1) or the integer step "t" (nb 06)
 
     def replace(self, **changes) -> "UNetConfig":
         known = {f.name for f in dataclasses.fields(self)}
@@ -71,13 +77,13 @@ class UNetConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["channels"] = list(self.channels)
-        for k, v in DIFFUSION_DEFAULTS.items():  # absent means the default: old configs stay byte-identical
+        for k, v in OMITTED_AT_DEFAULT.items():  # absent means the default: old configs stay byte-identical
             if d[k] == v:
                 del d[k]
         return d
 
     def diffusion(self) -> dict:
-        """The fields that set the diffusion process: schedule, zero_terminal_snr, prediction."""
+        """The fields that set the diffusion process: schedule, zero_terminal_snr, prediction, beta_start, beta_end."""
         return {k: getattr(self, k) for k in DIFFUSION_DEFAULTS}
 
     @classmethod
@@ -102,8 +108,8 @@ class UNetConfig:
             bad(f"norm={self.norm!r}; choose one of {known('norm')}{hint}.")
         if self.act not in known("act"):
             bad(f"act={self.act!r}; choose one of {known('act')}{hint}.")
-        if self.down not in ("maxpool", "rearrange"):
-            bad(f"down={self.down!r}; choose 'maxpool' or 'rearrange'.")
+        if self.down not in known("down"):
+            bad(f"down={self.down!r}; choose one of {known('down')}{hint}.")
         if self.up not in known("up"):
             bad(f"up={self.up!r}; choose one of {known('up')}{hint}.")
         if self.time_embed not in ("linear", "sinusoidal"):
@@ -119,6 +125,11 @@ class UNetConfig:
             bad(f"schedule={self.schedule!r}; choose one of {SCHEDULES}.")
         if self.prediction not in PREDICTIONS:
             bad(f"prediction={self.prediction!r}; choose one of {PREDICTIONS}.")
+        if self.time_scale not in ("t/T", "t"):
+            bad(f"time_scale={self.time_scale!r}; choose 't/T' (the default) or 't' (the integer step).")
+        if not (isinstance(self.beta_start, (int, float)) and isinstance(self.beta_end, (int, float))
+                and 0 < self.beta_start <= self.beta_end < 1):
+            bad(f"need 0 < beta_start <= beta_end < 1, got beta_start={self.beta_start!r}, beta_end={self.beta_end!r}.")
         if not isinstance(self.zero_terminal_snr, bool):
             bad(f"zero_terminal_snr={self.zero_terminal_snr!r} must be True or False.")
         if self.zero_terminal_snr and self.prediction != "v":
@@ -209,7 +220,7 @@ class UNet(nn.Module):
         down1 = self.down1(down0)
         down2 = self.down2(down1)
         latent = self.dense_emb(self.to_vec(down2))
-        tt = t.float() / cfg.T
+        tt = t.float() / cfg.T if cfg.time_scale == "t/T" else t.float()
         feats = self.time_features(tt) if cfg.time_embed == "sinusoidal" else tt[:, None]
         t_emb1, t_emb2 = self.t_emb1(feats), self.t_emb2(feats)
         up0 = self.up0(latent)

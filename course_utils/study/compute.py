@@ -257,7 +257,7 @@ def summarize(name: str = "cpu") -> dict:
             pts = [point_at(r, step_of(r)) for r in mine]
             pts = [p for p in pts if p is not None]
             if pts:
-                row[view] = {"step": pts[0]["step"], "seeds": len(pts),
+                row[view] = {"step": pts[0]["step"], "seeds": len(pts), "fids": [p["fid"] for p in pts],
                              "fid": _mean_sd([p["fid"] for p in pts]), "fid_floor": pts[0]["fid_floor"],
                              # the median: a run that shared the machine with other work takes longer
                              "train_seconds": statistics.median(p["train_seconds"] for p in pts),
@@ -275,9 +275,13 @@ def summarize(name: str = "cpu") -> dict:
 
 
 def run_spread(summary: dict, view: str) -> float | None:
-    """The seed-to-seed spread of one run's FID in ``view``: the pooled standard deviation over the presets with
-    two or more seeds (None if there are none)."""
-    var = [r[view]["fid"][1] ** 2 for r in summary["rows"] if view in r and r[view]["seeds"] > 1]
+    """The seed-to-seed spread of one run's FID in ``view``: :func:`course_utils.stats.pooled_sd` over the presets
+    with two or more seeds (None if there are none)."""
+    from course_utils.stats import pooled_sd
+    groups = [r[view]["fids"] for r in summary["rows"] if view in r and "fids" in r[view]]
+    if groups:
+        return pooled_sd(groups)
+    var = [r[view]["fid"][1] ** 2 for r in summary["rows"] if view in r and r[view]["seeds"] > 1]  # older summaries
     return math.sqrt(statistics.fmean(var)) if var else None
 
 
