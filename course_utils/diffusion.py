@@ -286,7 +286,7 @@ def guided_output(model, x, t, labels, guidance):
 def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None, seed: int | None = 0,
            sigma: str = "beta", frames: int = 0, labels: torch.Tensor | None = None, guidance: float = 0.0,
            progress: bool = False, device: torch.device | str | None = None, sampler: str = "ddpm",
-           steps: int | None = None, eta: float = 0.0, start: torch.Tensor | None = None):
+           steps: int | None = None, eta: float = 0.0, start: torch.Tensor | None = None, clip_x0: bool = False):
     """Draw ``n`` images by running the reverse process from pure noise (or from ``start``).
 
     ``sampler="ddpm"`` (default) takes all T ancestral steps with variance ``sigma`` ("beta" or "beta_tilde").
@@ -298,6 +298,10 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
 
     The schedule and the prediction target come from the model's config (:meth:`Schedule.from_config`); an
     explicit ``schedule`` of another kind than the model was trained with is refused (a shorter T is allowed).
+
+    ``clip_x0`` clamps the network's clean-image estimate x0 to the pixel range [-1, 1] at every step and takes the
+    step from it (``clip_denoised`` in Ho et al.'s code): where abar_t is tiny (the cosine schedule's last steps,
+    whose beta reaches 0.999) an unclipped eps-step amplifies the network's error many times over.
 
     ``start`` (n, C, H, W) replaces the pure noise x_T the reverse process starts from: a diagnostic, e.g. x_T drawn
     from the true marginal q(x_T) of held-out images (``lessons.noise_schedule.true_start``). It leaks data into
@@ -350,7 +354,12 @@ def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None
         i = times[k]
         t = torch.full((n,), i, device=device, dtype=torch.long)
         out = guided_output(model, x, t, labels, guidance)
-        eps, x0 = (out, None) if prediction == "eps" else schedule.eps_x0(x, t, out, prediction)
+        eps, x0 = (out, None) if prediction == "eps" and not clip_x0 else schedule.eps_x0(x, t, out, prediction)
+        if clip_x0:
+            x0 = x0.clamp(-1, 1)
+            ab = schedule.alpha_bar[i].item()
+            if ab < 1:
+                eps = (x - ab ** 0.5 * x0) / (1 - ab) ** 0.5
         if sampler == "ddpm":
             z = torch.randn(shape, generator=gen, device=device) if i > 0 else None
             x = schedule.p_step(x, t, eps, z, sigma, x0=x0)

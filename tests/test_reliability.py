@@ -299,3 +299,32 @@ def test_same_seed_bitwise_identical_training():
         runs.append((h.losses, [p.detach().clone() for p in m.parameters()]))
     assert runs[0][0] == runs[1][0]
     assert all(torch.equal(a, b) for a, b in zip(runs[0][1], runs[1][1]))
+
+
+def test_register_block_that_does_not_fit():
+    from course_utils.model.blocks import known, register_block
+    with pytest.raises(cu.CourseError, match=r"must return an nn.Module whose output has shape \(2, 3, 8, 8\)"):
+        register_block("up", "mine", lambda i, o: torch.nn.Conv2d(i, o, 3, padding=1))
+    assert "mine" not in known("up")
+
+
+def test_unknown_config_field():
+    with pytest.raises(cu.CourseError, match=r"unknown U-Net config fields \['colour'\]; known fields"):
+        cu.build("wide", colour="red")
+
+
+def test_batch_not_divisible_by_processes():
+    d = data.FashionData(torch.zeros(8, 1, 16, 16), torch.zeros(8, dtype=torch.long), "train", "synthetic")
+    with pytest.raises(cu.CourseError, match="batch_size 128 must split evenly over 3 processes.*divisible by 3"):
+        data.Batches(d, 128, rank=0, world=3)
+
+
+def test_guidance_without_labels_cli():
+    assert_clean_error(cli("evaluate", "baseline", "-n", "16", "--guidance", "2"),
+                       r"--guidance needs a class-conditional model; baseline has no class labels")
+
+
+def test_start_of_the_wrong_shape():
+    with pytest.raises(cu.CourseError, match=r"start must have the shape of the samples, \(3, 1, 16, 16\)"):
+        sample(cu.build("baseline"), 3, start=torch.zeros(4, 1, 16, 16))
+

@@ -319,3 +319,31 @@ def test_schedule_parameters_and_time_scale_are_config_fields(tmp_path):
         cu.build("baseline", time_scale="seconds")
     with pytest.raises(CourseError, match="beta_start <= beta_end"):
         cu.build("baseline", beta_end=1.5)
+
+
+class _ZeroEps(torch.nn.Module):
+    """A 'network' that always predicts zero noise, with the baseline's config (any schedule)."""
+
+    def __init__(self, **fields):
+        super().__init__()
+        self.config = unet.BASELINE.replace(**fields)
+        self.w = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x, t, c=None, c_mask=None):
+        return torch.zeros_like(x) * self.w
+
+
+def test_clipping_the_clean_image_estimate():
+    model = _ZeroEps(schedule="cosine")
+    s = Schedule.from_config(model.config)
+    x_T = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    # one deterministic DDIM step to the image: x0 = x_T / sqrt(abar_T) (huge under cosine), clipped or not
+    raw = sample(model, 3, sampler="ddim", steps=1, eta=0.0, start=x_T)
+    clipped = sample(model, 3, sampler="ddim", steps=1, eta=0.0, start=x_T, clip_x0=True)
+    expect = (x_T / s.alpha_bar[-1].sqrt()).clamp(-1, 1)
+    assert torch.allclose(clipped, expect, atol=1e-5) and torch.allclose(raw, expect, atol=1e-5)
+    # DDPM: unclipped, the cosine schedule's last beta (0.999) multiplies the first step by 1/sqrt(0.001);
+    # clipped, every step stays a mix of x0 in [-1, 1] and the current x
+    a = sample(model, 3, seed=1, start=x_T)
+    b = sample(model, 3, seed=1, start=x_T, clip_x0=True)
+    assert (a.abs() == 1).float().mean() > (b.abs() == 1).float().mean()

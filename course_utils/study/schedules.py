@@ -106,6 +106,32 @@ def run_one(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: i
     return record
 
 
+def run_clipped(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: int = N, out: Path | None = None,
+                folder: Path | None = None, device=None) -> dict:
+    """The finished run of ``name`` sampled again with the clean-image estimate clipped to [-1, 1] at every step
+    (``sample(clip_x0=True)``, as Ho et al.'s code does); cached in ``out/runs/<name>-seed<seed>-clip.json``."""
+    from course_utils.data import load
+    from course_utils.diffusion import sample
+    from course_utils.evaluation.evaluate import default_classifier
+    from course_utils.train import recompute_batchnorm
+    out = Path(out) if out else schedules_dir(preset)
+    cache = out / "runs" / f"{name}-seed{seed}-clip.json"
+    settings = {"preset": preset, "steps": steps, "n": n, "ema": EMA, "sampler": "ddpm", "clip_x0": True}
+    if cache.is_file():
+        saved = json.loads(cache.read_text())
+        if saved.get("settings") == settings:
+            return saved
+    run_one(name, seed, preset, steps, n, out, folder, progress=False, device=device)  # trains it if need be
+    d = Path(folder) if folder else runs_root() / "schedules" / f"{preset}-{name}-seed{seed}"
+    model, _ = load_checkpoint(d / "model.safetensors", preset, model=_build(preset, name), use_ema=True)
+    recompute_batchnorm(model, load("train"))
+    images = sample(model, n, seed=0, device=device, clip_x0=True)
+    record = {"schedule": name, "seed": seed, "settings": settings, "noise_start": _measure(images, default_classifier())}
+    atomic_write_text(cache, json.dumps(record, indent=1))
+    _save_grid(images[:SAMPLES], out / "samples" / f"{name}-seed{seed}-clip.png")
+    return record
+
+
 def _build(preset: str, name: str):
     from course_utils.model.unet import build
     return build(preset, **SETTINGS[name])
@@ -133,14 +159,18 @@ def compare_schedules(names=None, seeds=SEEDS, preset: str = PRESET, steps: int 
     N(0, I) and from the true q(x_T); written to ``out`` (results.json, table.md)."""
     names = list(SETTINGS) if names is None else list(names)
     out = Path(out) if out else schedules_dir(preset)
-    runs = [run_one(s, seed, preset, steps, n, out, None if out == schedules_dir(preset) else
-                    out / "train" / f"{s}-seed{seed}", progress, device) for s in names for seed in seeds]
+    def folder(s, seed):
+        return None if out == schedules_dir(preset) else out / "train" / f"{s}-seed{seed}"
+    runs = [run_one(s, seed, preset, steps, n, out, folder(s, seed), progress, device) for s in names for seed in seeds]
+    clipped = [run_clipped(s, seed, preset, steps, n, out, folder(s, seed), device) for s in names for seed in seeds]
     rows = []
     for s in names:
         mine = [r for r in runs if r["schedule"] == s]
         row = {"schedule": s, "config": SETTINGS[s], "seeds": [r["seed"] for r in mine]}
         for start in ("noise_start", "true_start"):
             row[start] = {k: _mean_sd([r[start][k] for r in mine]) for k in mine[0][start]}
+        clip = [r["noise_start"] for r in clipped if r["schedule"] == s]
+        row["clipped"] = {k: _mean_sd([c[k] for c in clip]) for k in clip[0]}
         rows.append(row)
     result = {"preset": preset, "steps": steps, "n": n, "seeds": list(seeds), "ema": EMA, "sampler": "ddpm",
               "rows": rows}
@@ -159,20 +189,22 @@ def markdown(result: dict) -> str:
         m, sd = ms
         return f"{m:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
     head = ("| schedule | FID | dark fraction | class entropy (bits) | pixel mean | pixel sd | "
-            "dark fraction from true q(x_T) | class entropy from true q(x_T) |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|\n")
+            "dark fraction from true q(x_T) | class entropy from true q(x_T) | FID, x0 clipped | dark fraction, "
+            "x0 clipped |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     body = ""
     for r in result["rows"]:
-        a, b = r["noise_start"], r["true_start"]
+        a, b, c = r["noise_start"], r["true_start"], r.get("clipped")
         body += (f"| {r['schedule']} | {cell(a['fid'])} | {cell(a['dark_fraction'], 3)} | "
                  f"{cell(a['class_entropy'], 2)} | {cell(a['pixel_mean'], 2)} | {cell(a['pixel_std'], 2)} | "
-                 f"{cell(b['dark_fraction'], 3)} | {cell(b['class_entropy'], 2)} |\n")
+                 f"{cell(b['dark_fraction'], 3)} | {cell(b['class_entropy'], 2)} | "
+                 + (f"{cell(c['fid'])} | {cell(c['dark_fraction'], 3)} |\n" if c else "— | — |\n"))
     first = result["rows"][0]["noise_start"]
     return (head + body + f"| real test images | {first['fid_floor'][0]:.1f} (floor) | "
             f"{first['dark_fraction_real'][0]:.3f} | {first['class_entropy_real'][0]:.2f} | "
-            f"{first['pixel_mean_real'][0]:.2f} | {first['pixel_std_real'][0]:.2f} | | |\n\n"
+            f"{first['pixel_mean_real'][0]:.2f} | {first['pixel_std_real'][0]:.2f} | | | | |\n\n"
             f"`{result['preset']}` trained {result['steps']:,} steps per schedule with an EMA ({result['ema']}) of "
             f"its weights (BatchNorm statistics recomputed), seeds {', '.join(map(str, result['seeds']))}: mean ± sd "
             f"over seeds. {result['n']} samples each, DDPM sampler (all T steps), against as many test images. "
             "The last two columns start the same network from the true marginal q(x_T) of held-out test images "
-            "instead of N(0, I): a diagnostic that leaks data, so it has no FID.\n")
+            "instead of N(0, I): a diagnostic that leaks data, so it has no FID. The last two sample from N(0, I) again "
+            "with the clean-image estimate clipped to [-1, 1] at every step (`sample(clip_x0=True)`).\n")
