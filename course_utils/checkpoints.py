@@ -184,7 +184,11 @@ def load_checkpoint(path: str | Path, preset: str | None = None, model: torch.nn
             want = None
         if want is not None and hasattr(want, "diffusion") and want.diffusion() != have:
             need = want.diffusion()
-            args = ", ".join(f"{k}={v!r}" for k, v in have.items())
+            # name the settings that differ (the file's and the model's), and rebuild with the file's non-defaults
+            keys = [k for k in DIFFUSION_DEFAULTS if have[k] != need[k] or have[k] != DIFFUSION_DEFAULTS[k]]
+            have = {k: have[k] for k in keys}
+            need = {k: need[k] for k in keys}
+            args = ", ".join(f"{k}={v!r}" for k, v in have.items() if v != DIFFUSION_DEFAULTS[k])
             arch = saved or preset or "PRESET"
             raise CheckpointError(
                 f"{path} was trained for the diffusion settings {have}, but {whose} uses {need}: sampling it with "

@@ -155,7 +155,7 @@ WRONG = {
         def pooled_sd(groups):
             sds = [statistics.stdev(g) for g in groups if len(g) > 1]
             return sum(sds) / len(sds) if sds else None     # averages the sds, not the variances
-        """, "two presets, three seeds"),
+        """, "groups of different sizes"),
     ("residual", "check_residual_forward"): ("""
         def residual_forward(x, conv1, conv2):
             return x + conv2(conv1(x))                    # the shortcut around both blocks

@@ -149,7 +149,8 @@ def test_config_fields_defaults_and_old_checkpoints():
     assert unet.UNetConfig.from_dict(d) == cfg
     v = cfg.replace(schedule="cosine", zero_terminal_snr=True, prediction="v")
     assert v.to_dict()["schedule"] == "cosine" and unet.UNetConfig.from_dict(v.to_dict()) == v
-    assert v.diffusion() == {"schedule": "cosine", "zero_terminal_snr": True, "prediction": "v"}
+    assert v.diffusion() == {"schedule": "cosine", "zero_terminal_snr": True, "prediction": "v", "beta_start": 1e-4,
+                             "beta_end": 0.02}
     for name, params in (("baseline", 240385), ("optimized", 1979777)):
         assert cu.count_params(cu.build(name, schedule="cosine", prediction="v")) == params
 

@@ -173,10 +173,11 @@ def add_parsers(sub) -> None:
     from course_utils.study import best as be
     s = sub.add_parser("best-cpu", parents=[device_parent()],
                        help="train and ship the best U-Net for 30 minutes of a 2-core CPU (checkpoints/best-cpu)",
-                       description=f"Train {be.BEST['preset']} for {be.BEST['steps']} steps (batch "
+                       description=f"Train {be.BEST['preset']} with {be.BEST.get('overrides') or 'its own config'} "
+                                   f"for {be.BEST['steps']} steps (batch "
                                    f"{be.BEST['batch_size']}, Adam lr {be.BEST['lr']} on a {be.BEST['lr_schedule']} "
-                                   f"schedule, EMA {be.BEST['ema']}): the network and recipe the compute-aware study "
-                                   "picks for half an hour of a 2-core CPU. Then evaluate its EMA weights (Fashion-FID, "
+                                   f"schedule, EMA {be.BEST['ema']}): the network, noise schedule and recipe "
+                                   "the measurements pick for half an hour of a 2-core CPU. Then evaluate its EMA weights (Fashion-FID, "
                                    f"n = {be.N}, DDPM) and write checkpoints/{be.NAME}.safetensors and its manifest. "
                                    f"Resumable: the run trains in runs/{be.NAME}/ with a checkpoint every 100 steps.")
     s.add_argument("--steps", type=positive, help=f"training steps (default {be.BEST['steps']}; another number "
