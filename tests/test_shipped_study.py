@@ -135,3 +135,67 @@ def test_best_cpu_beats_every_other_checkpoint_trained_for_at_most_30_minutes():
         assert m["metrics"]["fid"] - m["metrics"]["fid_floor"] < o["metrics"]["fid"] - o["metrics"]["fid_floor"], name
     text = " ".join((ROOT / "README.md").read_text().split())
     assert f"Fashion-FID {m['metrics']['fid']:.1f} from 1,000 samples, {m['fid_to_floor']:.1f}× its floor" in text
+
+
+def _block(marker: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text[text.index(f"<!-- {marker} -->") + len(f"<!-- {marker} -->"):text.index(f"<!-- /{marker} -->")].strip()
+
+
+def test_the_schedule_comparison_and_its_claims():
+    from course_utils.study import schedules
+    res = schedules.load_results()
+    rows = {r["schedule"]: r for r in res["rows"]}
+    assert set(rows) == {"linear", "cosine", "linear_scaled", "linear_zero_snr"} and res["seeds"] == [0, 1]
+    assert _block("schedules-table") == (schedules.schedules_dir() / "table.md").read_text().strip()
+    fid = {k: r["noise_start"]["fid"][0] for k, r in rows.items()}
+    lin = rows["linear"]
+    # the start is the cause: from the true q(x_T) the original schedule's samples get their black pixels back
+    assert lin["noise_start"]["dark_fraction"][0] < 0.3 < 0.4 < lin["true_start"]["dark_fraction"][0]
+    assert lin["noise_start"]["class_entropy"][0] < lin["true_start"]["class_entropy"][0]
+    # ending at noise halves the FID at equal steps; zero terminal SNR does best; cosine fails unclipped
+    assert fid["linear_zero_snr"] < fid["linear_scaled"] < 0.6 * fid["linear"] and fid["cosine"] > 5 * fid["linear"]
+    for k in ("linear_scaled", "linear_zero_snr"):  # x_T is noise there: the true start changes (almost) nothing
+        assert abs(rows[k]["true_start"]["dark_fraction"][0] - rows[k]["noise_start"]["dark_fraction"][0]) < 0.01
+
+
+def test_the_readme_claims_on_best_cpu():
+    m = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
+    first = json.loads((ROOT / "results" / "recipe" / "optimized-4000-cosine" / "manifest.json").read_text())
+    final = json.loads((ROOT / "checkpoints" / "optimized-final.json").read_text())
+    r = m["metrics"]
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert f"scores Fashion-FID {r['fid']:.1f} from 1,000 samples, {m['fid_to_floor']:.1f}× its floor, after " \
+           f"{m['train_minutes']:.1f} minutes" in text
+    assert f"scored {first['metrics']['fid']:.1f}" in text and f"({first['train_minutes']:.1f} min)" in text
+    assert first["metrics"]["fid"] > final["metrics"]["fid"] and first["steps"] > final["steps"]
+    assert f"({r['dark_fraction']:.3f} against {r['dark_fraction_real']:.3f})" in text
+    assert f"({r['class_entropy']:.2f} bits against {r['class_entropy_real']:.2f})" in text
+    assert m["recipe"]["overrides"] == {"schedule": "linear", "zero_terminal_snr": True, "prediction": "v"}
+    assert m["config"]["zero_terminal_snr"] is True and m["steps"] == 3000
+
+
+def test_notebook_08_quotes_best_cpu():
+    m = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
+    nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
+    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
+    r = m["metrics"]
+    assert f"{m['train_minutes']:.1f} minutes of training" in text and f"Fashion-FID of {r['fid']:.1f}" in text
+    assert f"{m['fid_to_floor']:.1f}× the real-vs-real floor" in text
+    assert f"(dark fraction {r['dark_fraction']:.3f} against {r['dark_fraction_real']:.3f})" in text
+    assert f"{m['steps']:,} steps" in text
+
+
+def test_the_readme_quotes_the_schedule_comparison():
+    from course_utils.study import schedules
+    rows = {r["schedule"]: r for r in schedules.load_results()["rows"]}
+    lin, z, cos = rows["linear"], rows["linear_zero_snr"], rows["cosine"]
+    text = " ".join((ROOT / "README.md").read_text().split())
+    assert (f"(dark fraction {lin['noise_start']['dark_fraction'][0]:.3f} → {lin['true_start']['dark_fraction'][0]:.3f}, "
+            f"real {lin['noise_start']['dark_fraction_real'][0]:.3f})") in text
+    assert (f"({z['noise_start']['fid'][0]:.1f} ± {z['noise_start']['fid'][1]:.1f} against "
+            f"{lin['noise_start']['fid'][0]:.1f} ± {lin['noise_start']['fid'][1]:.1f})") in text
+    assert f"(FID {cos['noise_start']['fid'][0]:.1f})" in text and f"rescues it ({cos['clipped']['fid'][0]:.1f})" in text
+    assert cos["clipped"]["fid"][0] < cos["noise_start"]["fid"][0] / 10
+    for k in ("linear", "linear_scaled", "linear_zero_snr"):  # "costs the other schedules a little"
+        assert rows[k]["noise_start"]["fid"][0] < rows[k]["clipped"]["fid"][0] < 1.2 * rows[k]["noise_start"]["fid"][0]

@@ -205,6 +205,7 @@ def markdown(result: dict) -> str:
             f"`{result['preset']}` trained {result['steps']:,} steps per schedule with an EMA ({result['ema']}) of "
             f"its weights (BatchNorm statistics recomputed), seeds {', '.join(map(str, result['seeds']))}: mean ± sd "
             f"over seeds. {result['n']} samples each, DDPM sampler (all T steps), against as many test images. "
-            "The last two columns start the same network from the true marginal q(x_T) of held-out test images "
-            "instead of N(0, I): a diagnostic that leaks data, so it has no FID. The last two sample from N(0, I) again "
-            "with the clean-image estimate clipped to [-1, 1] at every step (`sample(clip_x0=True)`).\n")
+            "The two \"from true q(x_T)\" columns start the same network from the true marginal q(x_T) of held-out "
+            "test images instead of N(0, I): a diagnostic that leaks data, so it has no FID. The two \"x0 clipped\" "
+            "columns sample from N(0, I) again with the clean-image estimate clipped to [-1, 1] at every step "
+            "(`sample(clip_x0=True)`).\n")
