@@ -5,6 +5,8 @@ import json
 import pytest
 import torch
 
+import course_utils as cu
+
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
 from course_utils.errors import CourseError
 from course_utils.study import best, compute
@@ -21,9 +23,11 @@ def test_best_cpu_tiny(tmp_path, capsys):
     tensors, header = read_checkpoint(ck / "best-cpu.safetensors")
     assert {v.dtype for v in tensors.values() if v.is_floating_point()} == {torch.float16}
     assert json.loads((ck / "best-cpu.json").read_text())["file"] == "best-cpu.safetensors"
-    model, _ = load_checkpoint(ck / "best-cpu.safetensors", "baseline")
+    model, _ = load_checkpoint(ck / "best-cpu.safetensors")  # the file's own config: its schedule, its target
+    assert model.config.zero_terminal_snr and model.config.prediction == "v" and m["config"]["prediction"] == "v"
     # the shipped BatchNorm statistics are recomputed for the EMA weights, not those the training left
-    trained, _ = load_checkpoint(run / "model.safetensors", "baseline", use_ema=True)
+    trained, _ = load_checkpoint(run / "model.safetensors", model=cu.build("baseline", **recipe["overrides"]),
+                                 use_ema=True)
     sd, sd_trained = model.state_dict(), trained.state_dict()
     key = next(k for k in sd if k.endswith("running_mean"))
     assert not torch.allclose(sd[key], sd_trained[key].half().float(), atol=1e-3), key

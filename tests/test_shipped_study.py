@@ -199,3 +199,35 @@ def test_the_readme_quotes_the_schedule_comparison():
     assert cos["clipped"]["fid"][0] < cos["noise_start"]["fid"][0] / 10
     for k in ("linear", "linear_scaled", "linear_zero_snr"):  # "costs the other schedules a little"
         assert rows[k]["noise_start"]["fid"][0] < rows[k]["clipped"]["fid"][0] < 1.2 * rows[k]["noise_start"]["fid"][0]
+
+
+def test_the_readme_holds_the_current_study_verdicts():
+    summary = compute.load_summary("cpu")
+    assert _block("study-verdicts") == compute.verdicts_markdown(summary).strip()
+    assert _block("study-verdicts") == (compute.study_dir("cpu") / "verdicts.md").read_text().strip()
+
+
+VERDICT_CELLS = {"03_group_norm": [("upsample", "wide"), ("wide", "groupnorm")], "04_gelu": [("groupnorm", "gelu")],
+                 "05_rearrange_pooling": [("gelu", "rearrange")],
+                 "06_sinusoidal_time_embeddings": [("rearrange", "sinusoidal")],
+                 "07_residual_blocks": [("sinusoidal", "residual"), ("residual", "optimized")]}
+
+
+def verdict_fragment(summary: dict, before: str, after: str) -> str:
+    """How notebooks 03-07 state a rung's measured verdict; tests/test_shipped_study.py checks it against the data."""
+    st = next((s for s in compute.steps_of_ladder(summary) if (s["from"], s["to"]) == (before, after)
+               and not s["width_part"]), None)
+    if st is None or "equal_compute" not in st or "equal_steps" not in st:
+        return f"`{before}` → `{after}`: not measured yet"
+    a, b = st["equal_steps"], st["equal_compute"]
+    return (f"`{before}` → `{after}`: {a['change']:+.1f} FID at equal steps ({a['verdict']}), "
+            f"{b['change']:+.1f} at equal compute ({b['verdict']})")
+
+
+@pytest.mark.parametrize("stem", sorted(VERDICT_CELLS))
+def test_notebooks_03_to_07_state_their_rungs_measured_verdict(stem):
+    summary = compute.load_summary("cpu")
+    nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
+    for before, after in VERDICT_CELLS[stem]:
+        assert verdict_fragment(summary, before, after) in text, (stem, before, after)
