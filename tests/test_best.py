@@ -40,6 +40,22 @@ def test_best_cpu_tiny(tmp_path, capsys):
         best.train_best({**recipe, "lr": 2e-3}, folder=run, progress=False)
 
 
+def test_the_conditional_model_ships_with_its_guidance_sweep(tmp_path):
+    recipe = {**best.COND, "preset": "optimized_cond", "steps": 2}
+    ck, run = tmp_path / "ck", tmp_path / "run"
+    m = best.ship_best(recipe, n=4, checkpoints=ck, folder=run, progress=False, command="test", name=best.COND_NAME,
+                       sweep={"n_per_class": 1, "steps": 2})
+    assert m["file"] == "optimized_cond-final.safetensors" and m["config"]["num_classes"] == 10
+    assert [r["w"] for r in m["guidance"]["rows"]] == [0.0, 0.5, 1.0, 2.0, 4.0]
+    assert m["guidance"]["how"] == {**best.SWEEP, "n_per_class": 1, "steps": 2}
+    assert m["guidance_command"].endswith("--sampler ddim --steps 2 --eta 1 -n 10")
+    assert 0 <= m["guidance"]["real"]["accuracy"] <= 1
+    model, _ = load_checkpoint(ck / "optimized_cond-final.safetensors")
+    assert model.config.num_classes == 10 and model.config.prediction == "v"
+    cached = json.loads((run / "guidance-sweep.json").read_text())  # a second ship reuses the sweep
+    assert [r["fid"] for r in cached["sweep"]["rows"]] == [r["fid"] for r in m["guidance"]["rows"]]
+
+
 def test_study_recipe_options():
     assert compute.make_recipe() == compute.RECIPE  # the default adds no key: old runs keep their settings
     assert compute.make_recipe(lr_schedule="cosine", batch_size=256) == {**compute.RECIPE, "batch_size": 256,

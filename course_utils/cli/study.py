@@ -66,9 +66,10 @@ def cmd_study(args) -> int:
 
 
 def cmd_best_cpu(args) -> int:
-    from course_utils.study.best import BEST, ship_best
-    recipe = {**BEST, **({"steps": args.steps} if args.steps else {})}
-    ship_best(recipe, n=args.n, checkpoints=args.checkpoints, command=args.command_line, device=args.device)
+    from course_utils.study.best import BEST, COND, COND_NAME, NAME, ship_best
+    recipe = {**(COND if args.conditional else BEST), **({"steps": args.steps} if args.steps else {})}
+    ship_best(recipe, n=args.n, checkpoints=args.checkpoints, command=args.command_line, device=args.device,
+              name=COND_NAME if args.conditional else NAME)
     return 0
 
 
@@ -184,6 +185,11 @@ def add_parsers(sub) -> None:
                                                   f"needs runs/{be.NAME}/ moved away)")
     s.add_argument("-n", type=positive, default=be.N, help=f"evaluation samples (default {be.N})")
     s.add_argument("--checkpoints", metavar="DIR", help="where to write the checkpoint (default checkpoints/)")
+    s.add_argument("--conditional", action="store_true",
+                   help=f"train {be.COND['preset']} (class labels, context dropout 0.1) with the same recipe instead, "
+                        f"in runs/{be.COND_NAME}/, and ship it as checkpoints/{be.COND_NAME}.safetensors with a "
+                        f"guidance sweep in its manifest ({be.SWEEP['n_per_class']} samples per class, "
+                        f"{be.SWEEP['sampler'].upper()} {be.SWEEP['steps']} steps, at w = 0, 0.5, 1, 2, 4); notebook 10")
     s.set_defaults(func=cmd_best_cpu)
 
     s = sub.add_parser("ablate", parents=[budget_parent()],
