@@ -17,7 +17,7 @@ PKG = ROOT / "course_utils"
 # Lower numbers are lower layers. A module may import a lower layer, or a module of its own folder on the same layer.
 LAYER = {
     "errors": 0, "paths": 1, "stats": 1, "data": 2, "diffusion": 2, "model": 2, "checkpoints": 3, "distributed": 3, "train": 4, "plotting": 5,
-    "evaluation": 6, "lessons": 6, "exercises": 6, "study": 7, "widgets": 8, "notebook": 8, "cli": 8, "__main__": 9,
+    "evaluation": 6, "lessons": 6, "exercises": 6, "study": 7, "widgets": 8, "notebook": 8, "figures": 9, "cli": 10, "__main__": 11,
 }
 
 

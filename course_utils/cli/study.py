@@ -73,6 +73,18 @@ def cmd_best_cpu(args) -> int:
     return 0
 
 
+def cmd_figures(args) -> int:
+    from course_utils import figures
+    if args.list:
+        for name, fn in figures.registry().items():
+            doc = (fn.__doc__ or "").strip().split("\n")[0]
+            print(f"{name:<36} {doc}")
+        return 0
+    written = figures.make(args.only or None, out=args.out)
+    print(f"{len(written)} figure(s) in {written[0].parent if written else args.out or figures.figures_dir()}")
+    return 0
+
+
 def cmd_compare_schedules(args) -> int:
     from course_utils.study import schedules as sc
     result = sc.compare_schedules(args.schedules or None, seeds=tuple(range(args.seeds)), preset=args.preset,
@@ -191,6 +203,15 @@ def add_parsers(sub) -> None:
                         f"guidance sweep in its manifest ({be.SWEEP['n_per_class']} samples per class, "
                         f"{be.SWEEP['sampler'].upper()} {be.SWEEP['steps']} steps, at w = 0, 0.5, 1, 2, 4); notebook 10")
     s.set_defaults(func=cmd_best_cpu)
+
+    s = sub.add_parser("figures", help="draw the walkthroughs' figures into walkthroughs/figures/",
+                       description="Draw every figure of the walkthroughs from the shipped checkpoints and results "
+                                   "into walkthroughs/figures/ (a figure is code in course_utils/figures, never a "
+                                   "pasted picture). Takes a minute or two on a CPU.")
+    s.add_argument("--only", nargs="+", metavar="NAME", help="only these figures (file names; see --list)")
+    s.add_argument("--out", metavar="DIR", help="another folder (default walkthroughs/figures/)")
+    s.add_argument("--list", action="store_true", help="name every figure and what it shows, and stop")
+    s.set_defaults(func=cmd_figures)
 
     s = sub.add_parser("ablate", parents=[budget_parent()],
                        help="train and evaluate the ladder and the leave-one-out presets; write a table",

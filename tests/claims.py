@@ -1,0 +1,201 @@
+"""Claims in the course's markdown (answers/, walkthroughs/), checked against the code and the shipped results.
+
+Three forms, all invisible in the rendered page:
+
+1. **A quoted number** is followed by a claim marker holding a Python expression that computes it::
+
+       best-cpu scores Fashion-FID 29.0 <!-- claim: ck("best-cpu")["metrics"]["fid"] --> at n = 1,000.
+
+   The number just before the marker (within a few characters: a unit such as ``min`` or ``%`` may sit between
+   them) must equal the expression's value rounded to the digits written: ``29.0`` holds for 29.04, not for 29.1.
+   Written with ``%`` right after it, the number is compared with 100 times the value. The expression sees
+   ``ck(name)`` (a shipped checkpoint's manifest), ``study(name)`` (``results/study/NAME/summary.json``),
+   ``row(table, preset)`` (the row of a study summary or any list of dicts with that "preset"), ``J(path)`` (any
+   JSON file of the repository), ``cu`` (course_utils), ``torch`` and ``math``, plus whatever the file's ``run``
+   blocks defined.
+
+2. **A runnable code block** is a ```python block right after ``<!-- run -->``. Its printed output must equal the
+   ```text block that follows it, line by line (trailing spaces ignored). A file's run blocks share one namespace,
+   in order.
+
+3. **An included block**: the lines between ``<!-- include: PATH -->`` and ``<!-- /include -->`` must equal the
+   file PATH of the repository (a table the study writes, say).
+
+And one rule that makes the first form complete: in a file's prose (outside code, inline code and math), every
+number with a decimal point or a thousands separator, or followed by ``%``, carries a claim marker, unless it is
+listed on a ``<!-- given: ... -->`` line of the file (values fixed by definition: a paper's constants, a setting).
+
+``python tests/claims.py FILE.md ...`` checks files and prints every failure.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NUM = r"[-−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
+CLAIM = re.compile(r"(?P<num>" + NUM + r")(?P<gap>[^\d<>\n]{0,16}?)<!--\s*claim:\s*(?P<expr>.*?)\s*-->", re.S)
+RUN = re.compile(r"<!--\s*run\s*-->\s*\n```python\n(?P<code>.*?)```\s*\n```text\n(?P<out>.*?)```", re.S)
+INCLUDE = re.compile(r"<!--\s*include:\s*(?P<path>\S+)\s*-->\n(?P<body>.*?)<!--\s*/include\s*-->", re.S)
+GIVEN = re.compile(r"<!--\s*given:(?P<values>.*?)-->", re.S)
+FENCE = re.compile(r"```.*?```", re.S)
+INLINE = re.compile(r"`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|<!--.*?-->|\]\([^)]*\)|https?://\S+", re.S)
+PROSE_NUM = re.compile(r"(?<![\w.])(" + r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|\d+(?=\s?%)" + r")(?![\w])")
+
+
+class Row(dict):
+    pass
+
+
+def _json(path) -> dict:
+    p = ROOT / path
+    if not p.is_file():
+        raise FileNotFoundError(f"{path} does not exist in the repository")
+    return json.loads(p.read_text())
+
+
+def namespace() -> dict:
+    import torch
+
+    import course_utils as cu
+
+    def row(table, preset):
+        rows = table["rows"] if isinstance(table, dict) else table
+        found = [r for r in rows if r.get("preset") == preset]
+        if not found:
+            raise KeyError(f"no row for {preset!r}")
+        return found[0]
+
+    return {"ck": lambda name: _json(f"checkpoints/{name}.json"),
+            "study": lambda name="cpu": _json(f"results/study/{name}/summary.json"),
+            "row": row, "J": _json, "cu": cu, "torch": torch, "math": math}
+
+
+def written_value(text: str) -> tuple[float, int]:
+    """(value, digits after the point) of a number as written: '1,234.5' -> (1234.5, 1)."""
+    t = text.replace(",", "").replace("−", "-")
+    digits = len(t.split(".")[1].split("e")[0]) if "." in t else 0
+    return float(t), digits
+
+
+def matches(written: str, value, percent: bool = False) -> bool:
+    w, d = written_value(written)
+    v = float(value) * (100 if percent else 1)
+    return abs(v - w) <= 0.5 * 10 ** -d * (1 + 1e-9) + 1e-12
+
+
+def line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def check_claims(text: str, ns: dict, name: str) -> list[str]:
+    problems = []
+    for m in CLAIM.finditer(text):
+        where = f"{name}:{line_of(text, m.start())}"
+        try:
+            value = eval(m["expr"], ns)  # noqa: S307 - the repository's own markdown
+        except Exception as e:  # noqa: BLE001 - reported as a failed claim
+            problems.append(f"{where}: claim `{m['expr']}` raised {type(e).__name__}: {e}")
+            continue
+        if isinstance(value, str):
+            ok = value == m["num"].replace("−", "-")
+        else:
+            ok = matches(m["num"], value, percent=m["gap"].lstrip().startswith("%"))
+        if not ok:
+            problems.append(f"{where}: the text says {m['num']}{m['gap'].rstrip()}, but `{m['expr']}` is {value!r}")
+    return problems
+
+
+def check_runs(text: str, ns: dict, name: str) -> list[str]:
+    problems = []
+    for m in RUN.finditer(text):
+        where = f"{name}:{line_of(text, m.start())}"
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile(m["code"], where, "exec"), ns)  # noqa: S102 - the repository's own markdown
+        except Exception as e:  # noqa: BLE001
+            problems.append(f"{where}: the run block raised {type(e).__name__}: {e}")
+            continue
+        got = [line.rstrip() for line in out.getvalue().rstrip("\n").split("\n")]
+        want = [line.rstrip() for line in m["out"].rstrip("\n").split("\n")]
+        if got != want:
+            diff = next(i for i in range(max(len(got), len(want)))
+                        if i >= len(got) or i >= len(want) or got[i] != want[i])
+            problems.append(f"{where}: the run block prints {got[diff] if diff < len(got) else '(nothing)'!r} "
+                            f"where the text says {want[diff] if diff < len(want) else '(nothing)'!r} "
+                            f"(output line {diff + 1})")
+    return problems
+
+
+def check_includes(text: str, name: str) -> list[str]:
+    problems = []
+    for m in INCLUDE.finditer(text):
+        p = ROOT / m["path"]
+        if not p.is_file():
+            problems.append(f"{name}:{line_of(text, m.start())}: include {m['path']} does not exist")
+        elif m["body"].strip() != p.read_text().strip():
+            problems.append(f"{name}:{line_of(text, m.start())}: the block differs from {m['path']} "
+                            f"(copy the file's content between the markers)")
+    return problems
+
+
+def unclaimed_numbers(text: str, name: str) -> list[str]:
+    """Numbers in prose with a decimal point, a thousands separator or a % sign that carry no claim marker and
+    are not listed as given."""
+    given = {v.strip().rstrip(",") for g in GIVEN.finditer(text) for v in g["values"].replace(",", " ").split()}
+    given |= {v.strip() for g in GIVEN.finditer(text) for v in g["values"].split(",") if v.strip()}
+    claimed = {m.start("num") + len(m["num"]) for m in CLAIM.finditer(text)}
+    claimed_spans = [(m.start("num"), m.start("num") + len(m["num"])) for m in CLAIM.finditer(text)]
+    masked = text
+    for pattern in (INCLUDE, FENCE, INLINE):
+        masked = pattern.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), masked)
+    problems = []
+    for m in PROSE_NUM.finditer(masked):
+        start, end = m.span(1)
+        if any(s <= start and end <= e for s, e in claimed_spans) or end in claimed:
+            continue
+        if m[1] in given:
+            continue
+        problems.append(f"{name}:{line_of(text, start)}: the number {m[1]} has no claim marker "
+                        f"(add <!-- claim: EXPR --> after it, or list it on a <!-- given: --> line if it is a "
+                        f"value fixed by definition)")
+    return problems
+
+
+def check_file(path: Path, ns: dict | None = None) -> list[str]:
+    text = path.read_text()
+    name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    ns = dict(ns if ns is not None else namespace())
+    problems = check_runs(text, ns, name)  # first: the claims may use what the run blocks define
+    problems += check_claims(text, ns, name)
+    problems += check_includes(text, name)
+    problems += unclaimed_numbers(text, name)
+    return problems
+
+
+def claim_files() -> list[Path]:
+    return sorted((ROOT / "answers").glob("[0-9][0-9]_*.md")) + sorted((ROOT / "walkthroughs").glob("[0-9][0-9]_*.md"))
+
+
+def main(argv: list[str]) -> int:
+    files = [Path(a).resolve() for a in argv] or claim_files()
+    ns = namespace()
+    bad = 0
+    for f in files:
+        problems = check_file(f, ns)
+        bad += len(problems)
+        print(f"{f.relative_to(ROOT)}: {'ok' if not problems else f'{len(problems)} problem(s)'}")
+        for p in problems:
+            print("  " + p)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main(sys.argv[1:]))
