@@ -32,19 +32,15 @@ def setup(seed: int = 0):
     return budget
 
 
-def _variants(presets) -> list[tuple[str, str, dict]]:
-    """(label, preset, overrides) for each item: a preset name, or (preset, {field: value, ...})."""
-    from course_utils.study.runs import variant_name
+def _variants(presets) -> list[tuple[str, object, object]]:
+    """(label, item, config) for each item: anything :func:`course_utils.study.runs.as_variant` takes."""
+    from course_utils.model.unet import build
+    from course_utils.study.runs import as_variant
     out = []
     for item in presets:
-        if isinstance(item, str):
-            out.append((item, item, {}))
-        elif (isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
-              and isinstance(item[1], dict)):
-            out.append((variant_name(item[0], item[1]), item[0], dict(item[1])))
-        else:
-            raise CourseError(f"compare() takes preset names or (preset, {{field: value}}) pairs, got {item!r}; "
-                              "e.g. compare(['wide', ('wide', {'act': 'gelu'})]).")
+        label, preset, overrides, model = as_variant(item)
+        config = model.config if model is not None else build(preset, **overrides).config
+        out.append((label, item, config))
     return out
 
 
@@ -52,23 +48,27 @@ def compare(presets: list, budget=None, retrain: bool = False, n: int | None = N
             show: bool = True) -> dict:
     """Train (or reuse) each preset under ``budget`` and compare them like with like.
 
-    An item is a preset name or a preset with changed config fields, ``("wide", {"act": "gelu"})``; such a variant
-    trains in its own run folder and is shown under a name like ``wide+act=gelu``.
+    An item is a preset name, a preset with changed config fields, ``("wide", {"act": "gelu"})``, a UNetConfig, or
+    a U-Net you built (``cu.build("optimized", act="silu")``, or with a module of your own:
+    ``cu.build("wide", act=MyGELU)``). Each variant trains in its own run folder and is shown under a name like
+    ``wide+act=gelu``.
     Returns {label: {"model", "history", "samples", "checkerboard", ...}} plus "real" for the test
     images' checkerboard score.
     """
-    from course_utils.model.unet import get_preset
     budget = get_budget(budget) if not hasattr(budget, "steps_for") else budget
     n = n or budget.samples
     variants = _variants(presets)
+    labels = [label for label, _, _ in variants]
+    if len(set(labels)) < len(labels):
+        raise CourseError(f"compare() got the same network twice: {labels}. Fix: list each variant once.")
     # the same number of steps for every compared network
-    steps = max(budget.steps_for(get_preset(p).config.replace(**ov)) for _, p, ov in variants)
+    steps = max(budget.steps_for(config) for _, _, config in variants)
     real = load("test").images[:max(n, 256)]
     cb_real = checkerboard_score(real)
     results: dict = {"real": {"checkerboard": cb_real}}
-    presets = [label for label, _, _ in variants]
-    for p, preset, ov in variants:
-        model, hist = train_preset(preset, budget, seed=seed, retrain=retrain, steps=steps, overrides=ov)
+    presets = labels
+    for p, item, _ in variants:
+        model, hist = train_preset(item, budget, seed=seed, retrain=retrain, steps=steps)
         imgs = sample(model, n, seed=seed)
         results[p] = {"model": model, "history": hist, "samples": imgs, "checkerboard": checkerboard_score(imgs),
                       "params": count_params(model), "steps": hist.steps,

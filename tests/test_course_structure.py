@@ -69,11 +69,12 @@ def test_checked_cells_are_really_compared(tmp_path, printed, ok):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_every_notebook_has_a_try_it_yourself_cell(path):
-    """One cell that trains a student's variant (a preset with changed fields) beside the rung, stored runnable."""
+    """One cell that trains a student's variant (a preset with changed fields, or a U-Net built with a block of
+    the student's own) beside the rung, stored runnable."""
     nb = json.loads(path.read_text())
     text = ["".join(c["source"]) for c in nb["cells"]]
     at = next(i for i, t in enumerate(text) if t.startswith("## Try it yourself"))
     code = text[at + 1]
     assert nb["cells"][at + 1]["cell_type"] == "code" and "nb.compare(" in code
-    assert re.search(r'MY_VARIANT = \("\w+", \{"\w+": ', code), code
+    assert re.search(r'MY_VARIANT = (\("\w+", \{"\w+": |cu\.build\("\w+", \w+=)', code), code
     assert at < next(i for i, t in enumerate(text) if t.startswith("## Exercises"))

@@ -158,3 +158,54 @@ def test_registering_a_wrong_block_says_what_is_wrong(kind, name, factory, match
     with pytest.raises(cu.CourseError, match=match):
         blocks.register_block(kind, name, factory)
     assert kind == "pool" or name not in blocks.known(kind) or name == "relu"
+
+
+class MyGELU(nn.Module):
+    """A student's activation, written by hand."""
+
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.erf(x / 2 ** 0.5))
+
+
+def test_a_factory_is_swapped_in_directly_and_silu_is_built_in():
+    from course_utils.study.runs import as_variant
+    try:
+        m = cu.build("wide", act=MyGELU)  # a factory, not a name: registered under its own name
+        assert m.config.act == "MyGELU" and any(isinstance(x, MyGELU) for x in m.modules())
+        label, preset, overrides, model = as_variant(m)
+        assert (label, preset, overrides) == ("wide+act=MyGELU", "wide", {"act": "MyGELU"}) and model is m
+        assert blocks.uses_registered(m.config)
+        relu = cu.build("wide", act=lambda: nn.ReLU())  # a lambda has no usable name
+        assert relu.config.act == "my_act"
+    finally:
+        blocks.unregister_block("act", "MyGELU")
+        blocks.unregister_block("act", "my_act")
+    silu = cu.build("optimized", act="silu")
+    assert any(isinstance(x, nn.SiLU) for x in silu.modules())
+    # a built-in config is spelled as the nearest preset and its changed fields, and is not trained as given
+    assert as_variant(silu) == ("optimized+act=silu", "optimized", {"act": "silu"}, None)
+    assert as_variant(silu.config)[:3] == ("optimized+act=silu", "optimized", {"act": "silu"})
+    assert as_variant(cu.build("baseline").config)[:3] == ("baseline", "baseline", {})
+    assert as_variant(("wide", {"act": "gelu"}))[0] == "wide+act=gelu"
+    with pytest.raises(cu.CourseError, match="not a course U-Net"):
+        as_variant(nn.Linear(2, 2))
+    with pytest.raises(cu.CourseError, match="expected a preset name"):
+        as_variant(3)
+
+
+@pytest.mark.slow
+def test_compare_trains_a_built_model_with_a_students_block_beside_a_preset(tmp_path, monkeypatch):
+    from course_utils import notebook as nb
+    from course_utils.train import Budget
+    monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path))
+    budget = Budget("ci", 2, 2, 4, 1, "test")
+    try:
+        out = nb.compare(["baseline", cu.build("baseline", act=MyGELU), cu.build("baseline", act="silu")],
+                         budget, show=False, n=4)
+        assert set(out) == {"real", "baseline", "baseline+act=MyGELU", "baseline+act=silu"}
+        assert all(out[k]["steps"] == 2 for k in out if k != "real")
+        assert any(isinstance(x, MyGELU) for x in out["baseline+act=MyGELU"]["model"].modules())
+        with pytest.raises(cu.CourseError, match="twice"):
+            nb.compare(["baseline", cu.build("baseline")], budget, show=False)
+    finally:
+        blocks.unregister_block("act", "MyGELU")

@@ -1,7 +1,7 @@
 """The walkthroughs' figures, drawn by code: ``python -m course_utils figures`` writes every one of them to
 ``walkthroughs/figures/`` (``--only NAME`` for some, ``--list`` to name them).
 
-Each figure is a function that returns a matplotlib figure, registered under its file name with :func:`figure`;
+Each figure is a function that returns a matplotlib figure, registered under its file name with :func:`course_utils.figures.registry.figure`;
 the functions live in one module per group of notebooks (:mod:`course_utils.figures.early` for 01-05,
 :mod:`course_utils.figures.late` for 06-10). They read the shipped checkpoints and results, so a figure changes
 when the measurement does, and nobody pastes a picture by hand.
@@ -12,23 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from course_utils.errors import CourseError
+from course_utils.figures.registry import FIGURES, figure  # noqa: F401 - figure: the decorator, also from here
 from course_utils.paths import home
-
-FIGURES: dict[str, Callable] = {}
-
-
-def figure(name: str):
-    """Register the decorated function (no arguments, returns a matplotlib Figure) as ``walkthroughs/figures/name``."""
-    if not name.endswith(".png") or "/" in name:
-        raise ValueError(f"a figure's name is a file name ending in .png, got {name!r}")
-
-    def register(fn):
-        if name in FIGURES:
-            raise ValueError(f"two figures are called {name}")
-        FIGURES[name] = fn
-        return fn
-    return register
-
 
 def figures_dir() -> Path:
     return home() / "walkthroughs" / "figures"

@@ -13,7 +13,7 @@ from torch import nn
 
 from course_utils.errors import CourseError
 
-ACTIVATIONS = ("relu", "gelu")
+ACTIVATIONS = ("relu", "gelu", "silu")
 NORMS = ("batch", "group")
 
 # Blocks a student registers under a name (see :func:`register_block`): kind -> name -> factory.
@@ -54,6 +54,39 @@ def register_block(kind: str, name: str, factory) -> None:
                           f"{want} for a (2, 8, 4, 4) input; got {type(module).__name__} -> "
                           f"{tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__}.")
     _REGISTERED[kind][name] = factory
+
+
+def is_registered(kind: str, name) -> bool:
+    """Whether ``name`` is a block of ``kind`` registered by the user (not a built-in one)."""
+    return isinstance(name, str) and name in _REGISTERED.get(kind, {})
+
+
+def resolve_factories(fields: dict) -> dict:
+    """``fields`` (config fields to change) with every module factory given for "act", "norm", "up" or "down"
+    registered under its own name (:func:`register_block`) and replaced by that name: ``{"act": MyGELU}`` becomes
+    ``{"act": "MyGELU"}``. A factory named like a built-in block gets the prefix ``my_``."""
+    out = dict(fields)
+    for kind in _REGISTERED:
+        factory = out.get(kind)
+        if factory is None or isinstance(factory, str):
+            continue
+        if not callable(factory):
+            raise CourseError(f"{kind}={factory!r}: give a name ({known(kind)}) or a factory (a class or function "
+                              f"callable as {_FACTORY_CALL[kind]}).")
+        name = getattr(factory, "__name__", type(factory).__name__)
+        if not name.isidentifier() or name == "<lambda>":
+            name = f"my_{kind}"
+        if name in _builtin(kind):
+            name = f"my_{name}"
+        register_block(kind, name, factory)
+        out[kind] = name
+    return out
+
+
+def uses_registered(config) -> bool:
+    """Whether a U-Net config uses a block of the user's own (then runs of it are never reused: the code may
+    have changed since)."""
+    return any(is_registered(kind, getattr(config, kind, None)) for kind in _REGISTERED)
 
 
 def unregister_block(kind: str, name: str) -> None:
@@ -103,6 +136,8 @@ def make_act(kind: str) -> nn.Module:
         return nn.ReLU()
     if kind == "gelu":
         return nn.GELU()
+    if kind == "silu":
+        return nn.SiLU()
     raise CourseError(f"unknown activation {kind!r}; choose one of {known('act')}.")
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_utils.model.blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock, known, DownBlock, EmbedBlock, ResidualConvBlock,
+from course_utils.model.blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock, known, resolve_factories, DownBlock, EmbedBlock, ResidualConvBlock,
                      SinusoidalEmbedding, UpBlock, make_act, make_norm)
 from course_utils.errors import CourseError
 
@@ -149,6 +149,8 @@ class UNet(nn.Module):
 
     def __init__(self, config: UNetConfig | None = None, **overrides):
         super().__init__()
+        if overrides:
+            overrides = resolve_factories(overrides)  # act=MyGELU registers the student's module by its name
         cfg = (config or UNetConfig()).replace(**overrides) if overrides else (config or UNetConfig())
         cfg.validate()
         self.config = cfg

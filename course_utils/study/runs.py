@@ -29,6 +29,58 @@ def variant_name(preset: str, overrides: dict | None = None) -> str:
     return preset + "+" + "+".join(f"{k}={text(v)}" for k, v in sorted(overrides.items()))
 
 
+def nearest_preset(config) -> tuple[str, dict]:
+    """(preset, overrides) that spell ``config``: the preset whose config differs in the fewest fields (the
+    ladder first), and those fields."""
+    import dataclasses
+
+    from course_utils.model.unet import PRESETS
+    want = dataclasses.asdict(config)
+    best = None
+    for name, preset in PRESETS.items():
+        have = dataclasses.asdict(preset.config)
+        diff = {k: getattr(config, k) for k in want if want[k] != have[k]}
+        if best is None or len(diff) < len(best[1]):
+            best = (name, diff)
+    return best
+
+
+def as_variant(item) -> tuple[str, str, dict, object]:
+    """(label, preset, overrides, model) for whatever a notebook may pass to compare or train_preset:
+
+    - a preset name, ``"wide"``;
+    - a preset with changed config fields, ``("wide", {"act": "silu"})``; a field "act", "norm", "up" or "down"
+      may also be a module factory of your own (``{"act": MyGELU}``, see
+      :func:`course_utils.model.blocks.register_block`);
+    - a :class:`~course_utils.model.unet.UNetConfig`;
+    - a U-Net you built, ``cu.build("optimized", act="silu")`` or ``cu.build("wide", act=MyGELU)``.
+
+    ``model`` is the U-Net to train when it holds a block of your own (its runs are never reused: your code may
+    have changed), else None (a fresh one is built from the preset, and a finished run of the same config is reused).
+    """
+    from course_utils.model.blocks import resolve_factories, uses_registered
+    from course_utils.model.unet import UNet, UNetConfig
+    if isinstance(item, str):
+        get_preset(item)
+        return item, item, {}, None
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and isinstance(item[1], dict):
+        get_preset(item[0])
+        overrides = resolve_factories(item[1])
+        return variant_name(item[0], overrides), item[0], overrides, None
+    if isinstance(item, UNetConfig):
+        preset, overrides = nearest_preset(item)
+        return variant_name(preset, overrides), preset, overrides, None
+    if isinstance(item, UNet):
+        preset, overrides = nearest_preset(item.config)
+        return variant_name(preset, overrides), preset, overrides, (item if uses_registered(item.config) else None)
+    if isinstance(item, torch.nn.Module):
+        raise CourseError(f"a {type(item).__name__} is not a course U-Net, so the course cannot tell its noise "
+                          "schedule or budget. Fix: swap your module into a U-Net instead, e.g. "
+                          "cu.build('wide', act=MyActivation) (or norm=, up=, down=).")
+    raise CourseError(f"expected a preset name, (preset, {{field: value}}), a UNetConfig or a U-Net from cu.build(); "
+                      f"got {item!r}. E.g. compare(['wide', ('wide', {{'act': 'silu'}}), cu.build('wide', act='silu')]).")
+
+
 def run_dir(preset: str, budget: str, seed: int = 0, overrides: dict | None = None) -> Path:
     return runs_root() / budget / f"{variant_name(preset, overrides)}-seed{seed}"
 
@@ -49,24 +101,29 @@ def _cached(preset: str, budget: Budget, seed: int, steps: int, overrides: dict 
         return None
 
 
-def train_preset(preset: str, budget: str | Budget | None = None, seed: int = 0, retrain: bool = False,
+def train_preset(preset, budget: str | Budget | None = None, seed: int = 0, retrain: bool = False,
                  progress: bool = True, device=None, steps: int | None = None, out: str | Path | None = None,
                  ema_decay: float | None = None, resume: bool = False, save_every: int = 200,
                  overrides: dict | None = None, **train_kwargs):
     """Return (model, history) for ``preset`` trained under ``budget`` (default: $COURSE_BUDGET).
 
-    ``overrides`` change fields of the preset's config (``{"schedule": "cosine"}``, ``{"act": "gelu"}``); such a
-    variant trains in its own folder (``runs/BUDGET/baseline+schedule=cosine-seed0``). Reuses a finished run of
-    the same preset, config, budget and seed unless ``retrain`` is set. ``train_kwargs`` (``lr``, ``batch_size``,
-    ``callbacks``, ``meta``) go to :func:`course_utils.train.train`.
+    ``preset`` is a preset name, or anything :func:`as_variant` takes: (preset, {field: value}), a UNetConfig, or
+    a U-Net built with ``cu.build`` (with a block of your own, if you like). ``overrides`` change fields of the
+    preset's config (``{"schedule": "cosine"}``, ``{"act": "gelu"}``); such a variant trains in its own folder
+    (``runs/BUDGET/baseline+schedule=cosine-seed0``). Reuses a finished run of the same preset, config, budget and
+    seed unless ``retrain`` is set (never one of a network with a block of your own). ``train_kwargs`` (``lr``,
+    ``batch_size``, ``callbacks``, ``meta``) go to :func:`course_utils.train.train`.
     """
-    get_preset(preset)
-    overrides = dict(overrides or {})
+    from course_utils.model.blocks import resolve_factories, uses_registered
+    _, preset, fields, given = as_variant(preset)
+    overrides = {**fields, **resolve_factories(overrides or {})}
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
     torch.manual_seed(seed)
-    model = build(preset, **overrides)
+    model = given if given is not None and not overrides.keys() - fields.keys() else build(preset, **overrides)
     steps = budget.steps_for(model.config) if steps is None else steps
     name = variant_name(preset, overrides)
+    if uses_registered(model.config):
+        retrain = True  # the student's code may have changed since the last run: never reuse it
     if out is None and not retrain and not resume:
         hit = _cached(preset, budget, seed, steps, overrides)
         if hit is not None:
