@@ -6,7 +6,8 @@ environment. :func:`init` joins them into one process group (gloo on CPUs, nccl 
 loss on its own shard of each batch, and DDP averages the gradients, so N processes with batch B/N each take the
 same step as one process with batch B. Only rank 0 writes checkpoints, progress bars and figures.
 
-Without torchrun (no ``WORLD_SIZE``, or 1) everything here is a no-op and training runs in one process.
+Without torchrun (no ``WORLD_SIZE``, or 1) training runs in one process: :func:`active` is False, the helpers
+(:func:`mean`, :func:`is_main`, ...) act as for a single process, and :func:`init` refuses with a clear error.
 """
 from __future__ import annotations
 

@@ -22,6 +22,19 @@ def to_grid(images: torch.Tensor, nrow: int | None = None, pad: int = 1) -> torc
     return make_grid(images, nrow=nrow, padding=pad, pad_value=0.5)[0]
 
 
+
+def save_grid_png(images: torch.Tensor, path, nrow: int = 8) -> None:
+    """``images`` as a pixel-exact grayscale PNG grid (``nrow`` per row, 1-pixel gaps), written atomically."""
+    import io
+
+    from PIL import Image
+
+    from course_utils.checkpoints import atomic_write_bytes
+    grid = (to_grid(images, nrow=nrow) * 255).round().to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(grid, mode="L").save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())
+
 def show_grid(images: torch.Tensor, title: str = "", nrow: int | None = None, ax=None, figsize=(4, 4)):
     fig = None
     if ax is None:

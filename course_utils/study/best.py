@@ -112,7 +112,7 @@ def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = 
                 atomic_write_text(cache, json.dumps({"checkpoint_mtime_ns": stamp, "how": how, "sweep": guided}))
     save_checkpoint(dest, model, recipe["preset"], half=True, step=hist.steps, budget=name, seed=0, weights="ema",
                     manifest=dest.with_suffix(".json").name)
-    m = {**base_manifest(recipe["preset"], command), "config": model.config.to_dict(), "params": count_params(model),
+    m = {**base_manifest(recipe["preset"], command, config=model.config.to_dict()), "params": count_params(model),
          "recipe": recipe,
          "budget": f"at most {MAX_MINUTES} minutes of training on the machine below",
          "why": ("the best-cpu recipe with class labels (notebook 10)" if guided else

@@ -24,9 +24,7 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-
-from course_utils.checkpoints import atomic_write_bytes, atomic_write_text, hardware, load_checkpoint, read_checkpoint
+from course_utils.checkpoints import atomic_write_text, hardware, load_checkpoint, read_checkpoint
 from course_utils.errors import CourseError
 from course_utils.model.cost import sample_gflops_per_image, train_gflops
 from course_utils.model.unet import LADDER, WIDTH_STEPS, get_preset
@@ -181,21 +179,14 @@ def save_samples(preset: str, seed: int, name: str = "cpu", n: int = SAMPLES) ->
     model, header = load_checkpoint(ckpt, preset, use_ema=True)
     if header["meta"].get("step") != record["steps"]:
         return None
-    import io
-
-    from PIL import Image
-
     from course_utils.data import load
     from course_utils.diffusion import sample
-    from course_utils.plotting import to_grid
+    from course_utils.plotting import save_grid_png
     from course_utils.train import recompute_batchnorm
     recompute_batchnorm(model, load("train"))
     ev = record["settings"]["eval"]
     imgs = sample(model, n, seed=0, sampler=ev["sampler"], steps=ev.get("steps"), eta=ev.get("eta", 0.0))
-    grid = (to_grid(imgs, nrow=8) * 255).round().to(torch.uint8).numpy()
-    buf = io.BytesIO()
-    Image.fromarray(grid, mode="L").save(buf, format="PNG")
-    atomic_write_bytes(samples_file(preset, seed, name), buf.getvalue())
+    save_grid_png(imgs, samples_file(preset, seed, name))
     return samples_file(preset, seed, name)
 
 
@@ -278,11 +269,8 @@ def run_spread(summary: dict, view: str) -> float | None:
     """The seed-to-seed spread of one run's FID in ``view``: :func:`course_utils.stats.pooled_sd` over the presets
     with two or more seeds (None if there are none)."""
     from course_utils.stats import pooled_sd
-    groups = [r[view]["fids"] for r in summary["rows"] if view in r and "fids" in r[view]]
-    if groups:
-        return pooled_sd(groups)
-    var = [r[view]["fid"][1] ** 2 for r in summary["rows"] if view in r and r[view]["seeds"] > 1]  # older summaries
-    return math.sqrt(statistics.fmean(var)) if var else None
+    groups = [r[view]["fids"] for r in summary["rows"] if view in r]
+    return pooled_sd(groups)
 
 
 def verdict(before: dict, after: dict, spread: float | None) -> str:

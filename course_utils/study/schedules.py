@@ -21,10 +21,11 @@ from pathlib import Path
 
 import torch
 
-from course_utils.checkpoints import atomic_write_bytes, atomic_write_text, hardware, load_checkpoint, read_checkpoint
+from course_utils.checkpoints import atomic_write_text, hardware, load_checkpoint, read_checkpoint
 from course_utils.errors import CourseError
 from course_utils.lessons.noise_schedule import SETTINGS, true_start
 from course_utils.paths import results_dir, runs_root
+from course_utils.plotting import save_grid_png
 
 PRESET = "baseline"
 STEPS = 2000
@@ -54,6 +55,14 @@ def _measure(images: torch.Tensor, clf) -> dict:
             "pixel_std_real": px_real["pixel_std"]}
 
 
+def train_folder(preset: str, name: str, seed: int, out: Path | None = None) -> Path:
+    """Where a run of the comparison trains: ``runs/schedules/PRESET-NAME-seedS`` for the shipped results
+    folder, ``OUT/train/NAME-seedS`` for another one."""
+    if out is None or Path(out) == schedules_dir(preset):
+        return runs_root() / "schedules" / f"{preset}-{name}-seed{seed}"
+    return Path(out) / "train" / f"{name}-seed{seed}"
+
+
 def run_one(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: int = N, out: Path | None = None,
             folder: Path | None = None, progress: bool = True, device=None) -> dict:
     """Train ``preset`` under schedule ``name`` (seed ``seed``) for ``steps`` steps, or reuse that run, and
@@ -74,7 +83,7 @@ def run_one(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: i
             return saved
         raise CourseError(f"{cache} was made with other settings ({saved.get('settings')}). Fix: choose another "
                           "--out folder or move that file away.")
-    d = Path(folder) if folder else runs_root() / "schedules" / f"{preset}-{name}-seed{seed}"
+    d = Path(folder) if folder else train_folder(preset, name, seed, out)
     ckpt = d / "model.safetensors"
     at = read_checkpoint(ckpt)[1]["meta"].get("step", 0) if ckpt.is_file() else 0
     if at > steps:
@@ -96,8 +105,8 @@ def run_one(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: i
               "noise_start": _measure(images, clf),
               "true_start": {k: v for k, v in _measure(from_true, clf).items() if not k.startswith("fid")}}
     atomic_write_text(cache, json.dumps(record, indent=1))
-    _save_grid(images[:SAMPLES], out / "samples" / f"{name}-seed{seed}.png")
-    _save_grid(from_true[:SAMPLES], out / "samples" / f"{name}-seed{seed}-true-start.png")
+    save_grid_png(images[:SAMPLES], out / "samples" / f"{name}-seed{seed}.png")
+    save_grid_png(from_true[:SAMPLES], out / "samples" / f"{name}-seed{seed}-true-start.png")
     if progress:
         m = record["noise_start"]
         print(f"{name} seed {seed}: FID {m['fid']:.1f} (floor {m['fid_floor']:.1f}), dark fraction "
@@ -122,31 +131,19 @@ def run_clipped(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, 
         if saved.get("settings") == settings:
             return saved
     run_one(name, seed, preset, steps, n, out, folder, progress=False, device=device)  # trains it if need be
-    d = Path(folder) if folder else runs_root() / "schedules" / f"{preset}-{name}-seed{seed}"
+    d = Path(folder) if folder else train_folder(preset, name, seed, out)
     model, _ = load_checkpoint(d / "model.safetensors", preset, model=_build(preset, name), use_ema=True)
     recompute_batchnorm(model, load("train"))
     images = sample(model, n, seed=0, device=device, clip_x0=True)
     record = {"schedule": name, "seed": seed, "settings": settings, "noise_start": _measure(images, default_classifier())}
     atomic_write_text(cache, json.dumps(record, indent=1))
-    _save_grid(images[:SAMPLES], out / "samples" / f"{name}-seed{seed}-clip.png")
+    save_grid_png(images[:SAMPLES], out / "samples" / f"{name}-seed{seed}-clip.png")
     return record
 
 
 def _build(preset: str, name: str):
     from course_utils.model.unet import build
     return build(preset, **SETTINGS[name])
-
-
-def _save_grid(images: torch.Tensor, path: Path) -> None:
-    import io
-
-    from PIL import Image
-
-    from course_utils.plotting import to_grid
-    grid = (to_grid(images, nrow=8) * 255).round().to(torch.uint8).numpy()
-    buf = io.BytesIO()
-    Image.fromarray(grid, mode="L").save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _mean_sd(values: list[float]) -> list[float]:
@@ -159,10 +156,8 @@ def compare_schedules(names=None, seeds=SEEDS, preset: str = PRESET, steps: int 
     N(0, I) and from the true q(x_T); written to ``out`` (results.json, table.md)."""
     names = list(SETTINGS) if names is None else list(names)
     out = Path(out) if out else schedules_dir(preset)
-    def folder(s, seed):
-        return None if out == schedules_dir(preset) else out / "train" / f"{s}-seed{seed}"
-    runs = [run_one(s, seed, preset, steps, n, out, folder(s, seed), progress, device) for s in names for seed in seeds]
-    clipped = [run_clipped(s, seed, preset, steps, n, out, folder(s, seed), device) for s in names for seed in seeds]
+    runs = [run_one(s, seed, preset, steps, n, out, None, progress, device) for s in names for seed in seeds]
+    clipped = [run_clipped(s, seed, preset, steps, n, out, None, device) for s in names for seed in seeds]
     rows = []
     for s in names:
         mine = [r for r in runs if r["schedule"] == s]

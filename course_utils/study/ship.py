@@ -64,11 +64,13 @@ def export(src: Path, dest: Path, preset: str, manifest: dict, use_ema: bool = F
     return manifest
 
 
-def base_manifest(preset: str, command: str) -> dict:
+def base_manifest(preset: str, command: str, config: dict | None = None) -> dict:
+    """What every shipped manifest starts with: the preset, the command, commit, date, the config (the preset's,
+    unless ``config`` gives the one actually trained), batch size and hardware."""
     from course_utils.checkpoints import git_commit, hardware
     import torch
     return {"preset": preset, "command": command, "git_commit": git_commit(), "date": _now(),
-            "config": get_preset(preset).config.to_dict(), "batch_size": BATCH_SIZE,
+            "config": config if config is not None else get_preset(preset).config.to_dict(), "batch_size": BATCH_SIZE,
             "hardware": {**hardware(), "device": "cuda" if torch.cuda.is_available() else "cpu"}}
 
 
