@@ -231,3 +231,48 @@ def test_notebooks_03_to_07_state_their_rungs_measured_verdict(stem):
     text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
     for before, after in VERDICT_CELLS[stem]:
         assert verdict_fragment(summary, before, after) in text, (stem, before, after)
+
+
+def cond_manifest() -> dict:
+    return json.loads((ROOT / "checkpoints" / "optimized_cond-final.json").read_text())
+
+
+def test_the_shipped_conditional_model_passes_the_guidance_bar():
+    """At w = 2 the classifier assigns the guided samples to the requested class at least as often as it classifies
+    real test images correctly (both the same 100 per class, and the whole test split's accuracy)."""
+    from course_utils.study import best
+    m = cond_manifest()
+    ck = ROOT / "checkpoints" / "optimized_cond-final.safetensors"
+    assert ck.stat().st_size == m["bytes"] <= 10 * 2 ** 20 and m["dtype"] == "float16"
+    assert m["recipe"] == best.COND and m["config"]["num_classes"] == 10 and m["wall_seconds"] <= 30 * 60
+    rows = {r["w"]: r for r in m["guidance"]["rows"]}
+    assert sorted(rows) == [0.0, 0.5, 1.0, 2.0, 4.0] and m["guidance"]["how"] == best.SWEEP
+    classifier = json.loads((ROOT / "checkpoints" / "classifier.json").read_text())
+    assert rows[2.0]["accuracy"] >= m["guidance"]["real"]["accuracy"]
+    assert rows[2.0]["accuracy"] >= classifier["test_accuracy"]
+    assert [rows[w]["accuracy"] for w in sorted(rows)] == sorted(rows[w]["accuracy"] for w in rows)  # rises with w
+
+
+def test_notebook_10_quotes_the_shipped_sweep():
+    m = cond_manifest()
+    g = m["guidance"]
+    r, real = {x["w"]: x for x in g["rows"]}, g["real"]
+    nb = json.loads((ROOT / "notebooks" / "10_classifier_free_guidance.ipynb").read_text())
+    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").replace("\n", " ")
+    want = [f"{100 * r[0.0]['accuracy']:.1f}% at w = 0", f"{100 * r[0.5]['accuracy']:.1f}% at w = 0.5",
+            f"{100 * real['accuracy']:.1f}% on real test images", f"{100 * r[2.0]['accuracy']:.1f}% at w = 2",
+            f"{100 * r[4.0]['accuracy']:.1f}% at w = 4", f"floor {r[0.0]['fid_floor']:.1f}",
+            f"{r[0.5]['fid'] - r[0.0]['fid']:.1f} FID points", f"real images' {real['spread']:.2f}"]
+    want += [f"{r[w]['fid']:.1f} at w = {w:g}" for w in r] + [f"{r[w]['spread']:.2f} at w = {w:g}" for w in (0.0, 2.0, 4.0)]
+    missing = [w for w in want if w not in text]
+    assert not missing, f"notebook 10 does not quote the shipped sweep: {missing}"
+    assert 1.8 <= r[2.0]["fid"] / r[0.0]["fid"] <= 2.2  # "doubles the FID"
+
+
+@pytest.mark.slow
+def test_evaluate_reports_the_guidance_bar_on_the_shipped_checkpoint(capsys):
+    from course_utils.cli.main import main
+    assert main(["evaluate", "optimized_cond-final", "--guidance", "2", "-n", "20", "--sampler", "ddim",
+                 "--steps", "10", "--eta", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^\s+2\s+\d\.\d{3}\s", out, re.M) and re.search(r"^real\s+\d\.\d{3}", out, re.M), out

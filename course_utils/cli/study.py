@@ -123,7 +123,8 @@ def add_parsers(sub) -> None:
     s.add_argument("name", metavar="NAME", help="a preset or a shipped checkpoint such as optimized-final")
     s.add_argument("-n", type=positive, default=1000, help="samples per configuration (default 1000)")
     s.add_argument("--steps", type=positive, nargs="+", default=[10, 25, 50, 150], help="DDIM step counts K")
-    s.add_argument("--eta", type=fraction, nargs="+", default=[0.0], help="DDIM noise levels (default 0)")
+    s.add_argument("--eta", type=fraction, nargs="+", default=[0.0, 1.0],
+                   help="DDIM noise levels (default 0 and 1, as in the shipped table: 0 is deterministic, 1 draws fresh noise like DDPM)")
     s.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     s.add_argument("--out", help="results folder (default results/samplers/NAME)")
     s.set_defaults(func=cmd_compare_samplers)
