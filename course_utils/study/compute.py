@@ -320,7 +320,8 @@ def verdicts_markdown(summary: dict) -> str:
         label = f"{st['from']} → {st['to']}" + (" (width part)" if st["width_part"] else "")
         body += f"| {label} | {st['idea']} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |\n"
     def sd(v):
-        return f"{spread[v]:.1f}" if spread[v] else "not measured yet"
+        return (f"a spread of {spread[v]:.1f}, so a threshold of {2 * spread[v]:.1f}," if spread[v]
+                else "spread not measured yet")
     return (head + body + f"\nA negative change is an improvement (lower FID). A change counts only when it exceeds two "
             f"seed-to-seed spreads of a single run's FID, pooled over the presets with several seeds: "
             f"{sd('equal_steps')} at equal steps, {sd('equal_compute')} at equal compute; smaller ones are within "
