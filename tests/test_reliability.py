@@ -223,6 +223,23 @@ def test_no_course_folder(tmp_path, monkeypatch):
                        r"COURSE_HOME=")
 
 
+def test_not_a_course_unet():
+    from course_utils import notebook as nb
+    with pytest.raises(cu.CourseError, match=r"a Linear is not a course U-Net.*Fix: swap your module into a U-Net"):
+        nb.compare(["wide", torch.nn.Linear(2, 2)], "ci", show=False)
+
+
+def test_same_network_twice():
+    from course_utils import notebook as nb
+    with pytest.raises(cu.CourseError, match=r"the same network twice: \['baseline', 'baseline'\]\. Fix"):
+        nb.compare(["baseline", cu.build("baseline")], "ci", show=False)
+
+
+def test_block_neither_name_nor_factory():
+    with pytest.raises(cu.CourseError, match=r"act=3: give a name .*'silu'.* or a factory"):
+        cu.build("wide", act=3)
+
+
 def test_every_documented_row_has_a_test():
     doc = (ROOT / "docs" / "bad_inputs.md").read_text()
     rows = re.findall(r"^\| (\d+) \|.*\| `(test_\w+)` \|$", doc, flags=re.M)
