@@ -211,7 +211,8 @@ VERDICT_CELLS = {"03_group_norm": [("upsample", "wide_channels"), ("wide_channel
                                    ("upsample", "wide"), ("wide", "groupnorm")], "04_gelu": [("groupnorm", "gelu")],
                  "05_rearrange_pooling": [("gelu", "rearrange")],
                  "06_sinusoidal_time_embeddings": [("rearrange", "sinusoidal")],
-                 "07_residual_blocks": [("sinusoidal", "residual"), ("residual", "optimized")]}
+                 "07_residual_blocks": [("sinusoidal", "residual"), ("residual", "optimized")],
+                 "08_putting_it_together": list(zip(compute.LADDER, compute.LADDER[1:]))}
 
 
 def verdict_fragment(summary: dict, before: str, after: str) -> str:
@@ -276,3 +277,53 @@ def test_evaluate_reports_the_guidance_bar_on_the_shipped_checkpoint(capsys):
                  "--steps", "10", "--eta", "1"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^\s+2\s+\d\.\d{3}\s", out, re.M) and re.search(r"^real\s+\d\.\d{3}", out, re.M), out
+
+
+def test_notebook_08_section_8_quotes_the_ablation():
+    """The early, equal-step half of "Which ideas mattered" against results/ablation/ladder."""
+    from course_utils.study import ablation
+    rows = ablation.load_results("ladder")["summary"]
+    lad = {s["idea"]: s for s in ablation.ladder_steps(rows)}
+    loss = {s["idea"]: s for s in ablation.ladder_steps(rows, "final_loss")}
+    loo = {s["idea"]: s for s in ablation.leave_one_out(rows)}
+    r = {x["preset"]: x for x in rows}
+    nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
+    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
+    sec = text[text.index("## 8. Which ideas mattered"):]
+    assert "FID about 50 lower on the ladder and 48 higher when it is removed" in sec
+    assert round(-lad["width"]["diff"]) == 50 and round(loo["width"]["diff"]) == 48
+    assert "about 5× more steps per second" in sec and round(r["no_width"]["train_steps_per_s"] / r["optimized"]["train_steps_per_s"]) == 5
+    assert "(about 36 FID), for about 8% more time per step" in sec and round(-lad["extra_skip"]["diff"]) == round(loo["extra_skip"]["diff"]) == 36
+    assert round(100 * (r["residual"]["train_steps_per_s"] / r["optimized"]["train_steps_per_s"] - 1)) == 8
+    assert "(about 25 and 15 FID when removed)" in sec and (round(loo["residual"]["diff"]), round(loo["sinusoidal"]["diff"])) == (25, 15)
+    cb = lambda p: r[p]["checkerboard"] / r[p]["checkerboard_real"]  # noqa: E731
+    assert "(34× real images' → 15.5× in one rung)" in sec and (round(cb("baseline")), round(cb("upsample"), 1)) == (34, 15.5)
+    assert "by 0.04 on the ladder" in sec and round(-loss["rearrange"]["diff"], 2) == 0.04 and loss["rearrange"]["verdict"] == "lower"
+    assert "clearly on the ladder (+31)" in sec and round(lad["groupnorm"]["diff"]) == 31 and lad["groupnorm"]["verdict"] == "higher"
+
+
+def test_notebook_08_section_8_states_the_study():
+    from course_utils.model.cost import train_gflops
+    summary = compute.load_summary("cpu")
+    rows = {r["preset"]: r for r in summary["rows"]}
+    best = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
+    nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
+    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
+    sec = text[text.index("## 8. Which ideas mattered"):]
+    b, o = rows["baseline"], rows["optimized"]
+    want = [f"{train_gflops('wide') / train_gflops('upsample'):.1f}× cost per step",
+            f"`baseline` reaches {b['equal_compute']['fid'][0]:.1f} ± {b['equal_compute']['fid'][1]:.1f} at equal compute "
+            f"against `optimized`'s {o['equal_compute']['fid'][0]:.1f} ± {o['equal_compute']['fid'][1]:.1f}",
+            f"({o['equal_steps']['fid'][0]:.1f} against {b['equal_steps']['fid'][0]:.1f})",
+            f"scores {best['metrics']['fid']:.1f} at n = 1,000 after {best['train_minutes']:.1f} minutes"]
+    missing = [w for w in want if w not in sec]
+    assert not missing, missing
+    steps = {s["idea"]: s for s in compute.steps_of_ladder(summary) if not s["width_part"]}
+    better = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "better"}
+    worse = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "worse"}
+    assert "At equal compute only the extra skip makes FID measurably better" in sec and better == {"extra_skip"}
+    assert "GroupNorm, rearrange pooling and the residual first block make it worse" in sec
+    assert worse == {"groupnorm", "rearrange", "residual"}
+    assert steps["width"]["equal_steps"]["verdict"] == "within noise"
+    assert b["equal_compute"]["fid"][0] < o["equal_compute"]["fid"][0] and o["equal_steps"]["fid"][0] < b["equal_steps"]["fid"][0]
+    assert len(b["seeds"]) >= 3 and len(o["seeds"]) >= 3
