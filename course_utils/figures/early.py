@@ -106,6 +106,15 @@ def _study_evidence(presets: tuple[str, ...], title: str, grids: tuple[str, ...]
 
 # --- 01 · baseline DDPM -----------------------------------------------------------------------------------
 
+def _titled_grid(fig, axes, title: str, fontsize: int = 10):
+    """A grid of images without axes under one title: the way the picture grids here end."""
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    return fig
+
+
 @figure("01_forward_process.png")
 def forward_process():
     """Four test images noised to steps 0..149 by q(x_t | x_0), beside the pure noise that sampling starts from."""
@@ -126,11 +135,7 @@ def forward_process():
     for r in range(4):
         axes[r][-1].imshow(noise[r, 0].clamp(-1, 1), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
     axes[0][-1].set_title("N(0, I)\nsampling starts here", fontsize=8, color="firebrick")
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("q(x_t | x_0) on real test images: the last step still shows the garment", fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _titled_grid(fig, axes, "q(x_t | x_0) on real test images: the last step still shows the garment")
 
 
 @figure("01_loss_weights.png")
@@ -289,12 +294,8 @@ def batch_dependence():
         for row, (out, label) in enumerate(zip(outs[name], ("BatchNorm2d, train mode", "GroupNorm(1, 1)")), start=1):
             axes[row][col].imshow(out, cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
             axes[row][col].set_title(f"{label}\nT-shirt's output: mean {round(float(out.mean()), 2) + 0.0:+.2f}", fontsize=8)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("the same T-shirt, three batches: BatchNorm's output depends on the batchmates, GroupNorm's does not",
-                 fontsize=9)
-    fig.tight_layout()
-    return fig
+    return _titled_grid(fig, axes, "the same T-shirt, three batches: BatchNorm's output depends on the batchmates, "
+                        "GroupNorm's does not", fontsize=9)
 
 
 @figure("03_study_width_groupnorm.png")
@@ -354,11 +355,7 @@ def pooling_a_real_image():
     for k in range(4):
         axes[1][k].imshow(y[0, k], **show)
         axes[1][k].set_title(f"space-to-depth channel {k}\n({names[k]} pixel of each patch)", fontsize=8)
-    for ax in axes.flat:
-        ax.axis("off")
-    fig.suptitle("rearrange keeps all 256 values in 4 channels of 8x8; MaxPool keeps 64 of them", fontsize=10)
-    fig.tight_layout()
-    return fig
+    return _titled_grid(fig, axes, "rearrange keeps all 256 values in 4 channels of 8x8; MaxPool keeps 64 of them")
 
 
 @figure("05_study_rearrange.png")
