@@ -1,5 +1,6 @@
 """The compute-aware study (course_utils.study.compute) on a tiny budget, and the sampler comparison."""
 import json
+import math
 
 import pytest
 
@@ -9,7 +10,7 @@ from course_utils.study import compute, samplers
 @pytest.fixture()
 def tiny_study(tmp_path, monkeypatch):
     monkeypatch.setattr(compute, "study_dir", lambda name="cpu": tmp_path / "results" / name)
-    monkeypatch.setattr(compute, "run_folder", lambda p, s, name="cpu": tmp_path / "runs" / name / f"{p}-seed{s}")
+    monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path / "runs"))
     return tmp_path
 
 
@@ -22,18 +23,36 @@ def test_equal_compute_gives_cheaper_rungs_more_steps():
     assert m[0] == 1000 and m[-1] == compute.steps_for("baseline") and len(m) == 5
 
 
+def test_the_best_recipe_study_is_three_times_the_first_and_evaluates_at_1000_and_3000_steps():
+    best = compute.STUDIES["cpu-best-recipe"]
+    assert best.budget_gflop() == pytest.approx(3 * compute.budget_gflop()) and best.budget_gflop() / 1e3 >= 300
+    assert best.milestones("optimized") == [375, 750, 1000, 1500, 3000]
+    m = best.milestones("baseline")
+    assert {1000, 3000} <= set(m) and m[-1] == best.steps_for("baseline")
+    spec = best.spec("baseline", 1)
+    assert spec.config.zero_terminal_snr and spec.config.prediction == "v" and spec.recipe.lr_schedule == "cosine"
+    assert best.spec("baseline", 1, "steps").steps == 3000 and best.milestones("baseline", "steps") == [3000]
+    # every leave-one-out preset that is a network of its own is in the plan; no_extra_skip is the residual rung
+    planned = {e[0] for e in best.plan}
+    assert set(compute.LEAVE_ONE_OUT) <= planned and "no_extra_skip" not in planned
+
+
+def tiny(name, **changes):
+    ev = {"n": 16, "sampler": "ddim", "steps": 2, "eta": 1.0, "batchnorm": "recomputed"}
+    return compute.Study(name, **{"reference_steps": 4, "fractions": (0.5, 1.0), "evaluation": ev, **changes})
+
+
 @pytest.mark.slow
 def test_a_tiny_study_is_resumable_and_summarized(tiny_study):
-    ev = {"n": 16, "sampler": "ddim", "steps": 2, "eta": 1.0}
-    kw = dict(reference_steps=4, fractions=(0.5, 1.0), evaluation=ev, progress=False, device="cpu")
-    rec = compute.run_one("optimized", 0, "t", **kw)
+    st = tiny("t")
+    rec = compute.run_one("optimized", 0, st, progress=False, device="cpu")
     assert [p["step"] for p in rec["points"]] == [2, 4]
     assert rec["points"][1]["train_tflop"] == pytest.approx(4 * 102.48 / 1e3, rel=1e-3)
     saved = json.loads((tiny_study / "results" / "t" / "runs" / "optimized-seed0.json").read_text())
     assert saved["points"][1]["weights"] == "ema" and saved["points"][1]["sampler"] == "ddim"
-    again = compute.run_one("optimized", 0, "t", **kw)  # everything is there: nothing is trained or evaluated again
+    again = compute.run_one("optimized", 0, st, progress=False, device="cpu")  # nothing trained or evaluated again
     assert again["points"] == rec["points"]
-    base = compute.run_one("baseline", 0, "t", **kw)
+    base = compute.run_one("baseline", 0, st, progress=False, device="cpu")
     assert base["steps"] == compute.steps_for("baseline", 4) and base["points"][-1]["step"] == base["steps"]
     out = compute.summarize("t")
     rows = {r["preset"]: r for r in out["rows"]}
@@ -41,13 +60,25 @@ def test_a_tiny_study_is_resumable_and_summarized(tiny_study):
     assert (tiny_study / "results" / "t" / "curves.png").stat().st_size > 1000
     assert "FID at equal compute" in (tiny_study / "results" / "t" / "table.md").read_text()
     with pytest.raises(Exception, match="other settings"):
-        compute.run_one("optimized", 0, "t", **{**kw, "reference_steps": 8})
-    # another recipe (a cosine learning rate) and a width part, in a study of their own
-    cos = compute.run_one("wide_channels", 0, "cos", recipe=compute.make_recipe(lr_schedule="cosine"), **kw)
-    assert cos["settings"]["recipe"]["lr_schedule"] == "cosine" and cos["points"][-1]["step"] == cos["steps"]
+        compute.run_one("optimized", 0, tiny("t", reference_steps=8), progress=False, device="cpu")
+
+
+@pytest.mark.slow
+def test_a_cosine_study_labels_mid_run_points_and_takes_equal_steps_from_finished_runs(tiny_study):
+    st = tiny("cos", recipe=compute.make_recipe(lr_schedule="cosine"), overrides=compute.BEST_OVERRIDES,
+              extra_steps=(4,))
+    cos = compute.run_one("wide_channels", 0, st, progress=False, device="cpu")
+    assert cos["spec"]["recipe"]["lr_schedule"] == "cosine" and cos["points"][-1]["step"] == cos["steps"] == 9
+    assert [(p["step"], p["finished"]) for p in cos["points"]] == [(4, False), (9, True)]  # 4: half and equal steps
+    assert cos["points"][0]["lr_fraction"] == pytest.approx(0.5 * (1 + math.cos(math.pi * 4 / 9)))
     out = compute.summarize("cos")
     assert out["rows"][0]["width_part"] and "wide_channels (width part)" in compute.markdown(out)
-    assert "(cosine)" in compute.markdown(out)
+    assert out["rows"][0]["equal_steps"]["finished"] is False and "(cosine)" in compute.markdown(out)
+    assert "122.5*" not in compute.markdown(out) and "* marks a mid-run point" in compute.markdown(out)
+    short = compute.run_one("wide_channels", 0, st, kind="steps", progress=False, device="cpu")
+    assert short["steps"] == 4 and short["points"][-1]["finished"]
+    out = compute.summarize("cos")
+    assert "finished" not in out["rows"][0]["equal_steps"] and out["equal_step_runs"] == 1
 
 
 @pytest.mark.slow

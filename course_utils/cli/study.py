@@ -45,23 +45,34 @@ def cmd_compare_samplers(args) -> int:
 
 
 def cmd_study(args) -> int:
+    from dataclasses import replace
+
     from course_utils.errors import CourseError
     from course_utils.study import compute
+    name = args.name or compute.RECIPES[args.recipe or "original"]
+    st = compute.get_study(name)
+    if args.recipe and args.name and args.name not in compute.STUDIES:  # a study of its own under that recipe
+        st = replace(compute.STUDIES[compute.RECIPES[args.recipe]], name=args.name)
+    if args.lr or args.batch_size or args.ema or args.lr_schedule:
+        base = st.recipe
+        st = replace(st, recipe=compute.make_recipe(args.lr or base["lr"], args.batch_size or base["batch_size"],
+                                                    args.ema or base["ema"],
+                                                    args.lr_schedule or base.get("lr_schedule", "constant")))
     if args.summary:
-        out = compute.summarize(args.name)
+        out = compute.summarize(st.name)
     else:
         plan = None
         if args.only:
             plan = []
             for item in args.only:
-                preset, _, seed = item.partition(":")
-                if seed and not seed.isdigit():
-                    raise CourseError(f"--only {item!r}: write PRESET or PRESET:SEED, e.g. baseline:1.")
-                plan.append((preset, int(seed or 0)))
-        recipe = compute.make_recipe(args.lr, args.batch_size, args.ema, args.lr_schedule)
-        out = compute.study(args.name, plan=plan, max_runs=args.max_runs, device=args.device, recipe=recipe)
+                preset, seed, kind = (item.split(":") + ["0", "budget"])[:3]
+                if not seed.isdigit() or kind not in ("budget", "steps"):
+                    raise CourseError(f"--only {item!r}: write PRESET, PRESET:SEED or PRESET:SEED:steps (the "
+                                      "finished equal-step run), e.g. baseline:1 or baseline:0:steps.")
+                plan.append((preset, int(seed), kind))
+        out = compute.study(st, plan=plan, max_runs=args.max_runs, device=args.device)
     print(compute.markdown(out) if out["rows"] else "no finished milestone yet")
-    print(f"results in {compute.study_dir(args.name)}")
+    print(f"results in {compute.study_dir(st.name)}")
     return 0
 
 
@@ -143,24 +154,28 @@ def add_parsers(sub) -> None:
     from course_utils.study import compute as co
     s = sub.add_parser("study", parents=[device_parent()],
                        help="the compute-aware study: every rung to the same training compute, FID along the way",
-                       description="Train every ladder rung to the training compute of "
-                                   f"{co.REFERENCE_STEPS} {co.REFERENCE} steps (a cheaper rung gets more steps), "
-                                   f"evaluating its EMA weights at {', '.join(f'{f:g}' for f in co.FRACTIONS)} of its "
-                                   f"budget and at {co.REFERENCE_STEPS} steps (Fashion-FID, n = {co.EVAL['n']}, "
-                                   f"{co.EVAL['sampler'].upper()} {co.EVAL['steps']} steps). Runs go in the order: "
-                                   "seed 0 of baseline and optimized, then of every rung between them, then seeds 1 and 2 "
-                                   "of baseline and optimized, then the width side study (wide_channels, wide_upconvs). "
-                                   "Another recipe (--lr-schedule, --lr, --batch-size, --ema) belongs in a study of "
-                                   "its own name (--name). Resumable: "
-                                   "each milestone's evaluation is saved to results/study/NAME/runs/ as it is made, "
-                                   "and a new start continues with the next missing one. On 2 CPU cores a run takes "
-                                   "10-20 minutes; see the README.")
-    s.add_argument("--name", default="cpu", help="the study's folder under results/study (default cpu)")
-    s.add_argument("--only", nargs="+", metavar="PRESET[:SEED]", help="make only these runs (default: the whole plan)")
+                       description="Train every ladder rung to the same training compute (a cheaper rung gets more "
+                                   "steps), evaluating its EMA weights at 1/8, 1/4, 1/2 and 1 of its budget and at "
+                                   f"the equal-step points (Fashion-FID, n = {co.EVAL['n']}, "
+                                   f"{co.EVAL['sampler'].upper()} {co.EVAL['steps']} steps). --recipe original (the "
+                                   "default): the original schedule and a constant learning rate, the compute of "
+                                   f"{co.REFERENCE_STEPS:,} {co.REFERENCE} steps, in results/study/cpu. --recipe best: "
+                                   "best-cpu's recipe (zero-terminal-SNR schedule, v-prediction, cosine learning "
+                                   f"rate), the compute of {co.STUDIES['cpu-best-recipe'].reference_steps:,} "
+                                   f"{co.REFERENCE} steps, in results/study/cpu-best-recipe. Another recipe (--lr, "
+                                   "--lr-schedule, --batch-size, --ema) belongs in a study of its own name (--name). "
+                                   "Resumable: each milestone's evaluation is saved to results/study/NAME/runs/ as it "
+                                   "is made, and a new start continues with the next missing one. On 2 CPU cores a "
+                                   "run takes 10-60 minutes; see the README.")
+    s.add_argument("--recipe", choices=sorted(co.RECIPES), help="original (default) or best: which study to make")
+    s.add_argument("--name", help="the study's folder under results/study (default: the recipe's, cpu or "
+                                  "cpu-best-recipe)")
+    s.add_argument("--only", nargs="+", metavar="PRESET[:SEED[:steps]]",
+                   help="make only these runs (default: the whole plan); :steps is the finished equal-step run")
     s.add_argument("--max-runs", type=positive, help="stop after starting this many runs (the rest: next time)")
     s.add_argument("--summary", action="store_true", help="only rewrite summary.json, table.md and curves.png")
-    s.add_argument("--lr-schedule", choices=co.LR_SCHEDULES, default="constant",
-                   help="constant (default) or cosine: decay the learning rate to 0 over each run's budget")
+    s.add_argument("--lr-schedule", choices=co.LR_SCHEDULES,
+                   help="constant or cosine: decay the learning rate to 0 over each run's budget")
     s.add_argument("--lr", type=positive_float, help=f"Adam's learning rate (default {co.RECIPE['lr']})")
     s.add_argument("--batch-size", type=positive, help=f"images per step (default {co.RECIPE['batch_size']})")
     s.add_argument("--ema", type=fraction, help=f"EMA decay (default {co.RECIPE['ema']})")
@@ -172,7 +187,7 @@ def add_parsers(sub) -> None:
                        help="the noise schedules on one preset at equal steps: FID, dark fraction, class entropy",
                        description="Train PRESET under each noise schedule (linear, cosine, linear_scaled, "
                                    "linear_zero_snr with v-prediction) for the same --steps and --seeds, with an EMA, "
-                                   f"and evaluate each on -n DDPM samples; also start each network from the true "
+                                   "and evaluate each on -n DDPM samples; also start each network from the true "
                                    "q(x_T) of held-out test images (a diagnostic: it leaks data, so no FID). Writes "
                                    "results/schedules/PRESET/ (results.json, table.md, samples/). Resumable: every "
                                    "finished evaluation is saved and reused.")

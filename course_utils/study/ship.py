@@ -25,7 +25,7 @@ from course_utils.errors import CourseError
 from course_utils.paths import checkpoint_dir, relative, runs_root
 from course_utils.study.runs import run_dir
 from course_utils.train import STEPS_PER_EPOCH, Budget, check_ema, load_history
-from course_utils.model.unet import ABLATED, LADDER, PRESETS, count_params, get_preset
+from course_utils.model.unet import ABLATED, LADDER, count_params, get_preset
 
 LADDER_STEPS = 250      # every ladder and leave-one-out preset, every seed
 SEEDS = 2
