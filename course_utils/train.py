@@ -18,6 +18,7 @@ from course_utils.diffusion import Schedule, check_schedule_fits
 from course_utils.errors import CourseError, TrainingDiverged
 
 STEPS_PER_EPOCH = 60000 // 128  # 468 full batches of 128
+SAVE_EVERY = 100  # steps between checkpoints, everywhere (train, train_preset, the command line)
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,7 @@ class Trainer:
 
 def train(model: torch.nn.Module, data: FashionData, steps: int, *, lr: float = 1e-3, batch_size: int = 128,
           seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
-          ema_decay: float | None = None, checkpoint: str | Path | None = None, save_every: int = 200,
+          ema_decay: float | None = None, checkpoint: str | Path | None = None, save_every: int = SAVE_EVERY,
           resume: bool = False, preset: str | None = None, conditional: bool = False,
           history: History | None = None, meta: dict | None = None, callbacks: list[Callback] = (),
           compile: bool = False) -> History:

@@ -10,6 +10,7 @@ import torch
 from course_utils.cli.common import (budget_parent, checkpoint_parent, device_parent, positive, sampler_kwargs,
                                      sampler_parent, variant_parent)
 from course_utils.errors import CourseError
+from course_utils.train import SAVE_EVERY
 
 
 def cmd_variants(args) -> int:
@@ -24,7 +25,7 @@ def cmd_variants(args) -> int:
     width = max(len(r["name"]) for r in rows)
     print(f"  {'preset':<{width}}  {'params':>9}  {'GFLOP/step':>10}  {'GFLOP/img':>9}  description")
     print(f"  {'':<{width}}  {'':>9}  {'(train,128)':>10}  {'(sample)':>9}")
-    for kind in ("ladder", "leave-one-out"):
+    for kind in dict.fromkeys(r["kind"] for r in rows):  # every kind of preset, in the registry's order
         print(f"{kind}:")
         for r in rows:
             if r["kind"] == kind:
@@ -110,7 +111,8 @@ def cmd_sample(args) -> int:
 
 def add_parsers(sub) -> None:
     s = sub.add_parser("variants", help="list every U-Net preset with its parameters and cost",
-                       description="List every U-Net preset (ladder and leave-one-out) with its parameter count, its "
+                       description="List every U-Net preset (ladder, leave-one-out, the width parts and the "
+                                   "class-conditional one) with its parameter count, its "
                                    "training cost (GFLOP per 128-image step, forward and backward, counted by "
                                    "torch.utils.flop_counter) and its sampling cost (GFLOP per image over T steps).")
     s.add_argument("--json", action="store_true",
@@ -133,8 +135,9 @@ def add_parsers(sub) -> None:
     s.add_argument("--out", help="output folder (default runs/BUDGET/VARIANT-seedSEED)")
     s.add_argument("--ema", type=float, default=None, metavar="DECAY", help="also keep an EMA of the weights, e.g. 0.999")
     s.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out (after Ctrl-C or a crash)")
-    s.add_argument("--save-every", type=positive, default=100, metavar="K",
-                   help="write the checkpoint every K steps (default 100); an interruption loses at most K steps")
+    s.add_argument("--save-every", type=positive, default=SAVE_EVERY, metavar="K",
+                   help=f"write the checkpoint every K steps (default {SAVE_EVERY}); an interruption loses at most K "
+                        "steps")
     s.add_argument("-n", type=positive, default=64, help="samples in samples.png (default 64)")
     s.add_argument("--batch-size", type=positive, default=128,
                    help="images per step (default 128); under torchrun split evenly over the processes")

@@ -14,7 +14,7 @@ import torch
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
 from course_utils.data import load
 from course_utils.errors import CheckpointError, CourseError
-from course_utils.train import Budget, get_budget, load_history, save_history, train
+from course_utils.train import SAVE_EVERY, Budget, get_budget, load_history, save_history, train
 from course_utils.model.unet import build, get_preset
 from course_utils.paths import checkpoint_dir, runs_root
 
@@ -103,7 +103,7 @@ def _cached(preset: str, budget: Budget, seed: int, steps: int, overrides: dict 
 
 def train_preset(preset, budget: str | Budget | None = None, seed: int = 0, retrain: bool = False,
                  progress: bool = True, device=None, steps: int | None = None, out: str | Path | None = None,
-                 ema_decay: float | None = None, resume: bool = False, save_every: int = 200,
+                 ema_decay: float | None = None, resume: bool = False, save_every: int = SAVE_EVERY,
                  overrides: dict | None = None, **train_kwargs):
     """Return (model, history) for ``preset`` trained under ``budget`` (default: $COURSE_BUDGET).
 
