@@ -1,4 +1,5 @@
-"""Claims in the course's markdown (answers/, walkthroughs/), checked against the code and the shipped results.
+"""Claims in the course's markdown (answers/, walkthroughs/, README.md, docs/), checked against the code and the
+shipped results.
 
 Three forms, all invisible in the rendered page:
 
@@ -11,8 +12,10 @@ Three forms, all invisible in the rendered page:
    Written with ``%`` right after it, the number is compared with 100 times the value. The expression sees
    ``ck(name)`` (a shipped checkpoint's manifest), ``study(name)`` (``results/study/NAME/summary.json``),
    ``row(table, preset)`` (the row of a study summary or any list of dicts with that "preset"), ``J(path)`` (any
-   JSON file of the repository), ``cu`` (course_utils), ``torch`` and ``math``, plus whatever the file's ``run``
-   blocks defined.
+   JSON file of the repository), ``cu`` (course_utils), ``torch`` and ``math``; for docs/results.md also
+   ``pick(rows, key=value, ...)`` (the first row that matches), ``sampler(label)``, ``schedule(name)``,
+   ``ablation(preset)``, ``ema_check(step)`` (a row of those shipped studies) and ``times``
+   (docs/measured_times.json, the times measured by hand); plus whatever the file's ``run`` blocks defined.
 
 2. **A runnable code block** is a ```python block right after ``<!-- run -->``. Its printed output must equal the
    ```text block that follows it, line by line (trailing spaces ignored). A file's run blocks share one namespace,
@@ -63,6 +66,8 @@ def namespace() -> dict:
     import torch
 
     import course_utils as cu
+    import course_utils.diffusion  # noqa: F401 - so that cu.diffusion and cu.train are there for the claims
+    import course_utils.train  # noqa: F401
 
     def row(table, preset):
         rows = table["rows"] if isinstance(table, dict) else table
@@ -71,9 +76,22 @@ def namespace() -> dict:
             raise KeyError(f"no row for {preset!r}")
         return found[0]
 
+    def pick(rows, **match):
+        found = [r for r in (rows["rows"] if isinstance(rows, dict) else rows)
+                 if all(r.get(k) == v for k, v in match.items())]
+        if not found:
+            raise KeyError(f"no row with {match}")
+        return found[0]
+
     return {"ck": lambda name: _json(f"checkpoints/{name}.json"),
             "study": lambda name="cpu": _json(f"results/study/{name}/summary.json"),
-            "row": row, "J": _json, "cu": cu, "torch": torch, "math": math}
+            "row": row, "pick": pick, "J": _json, "cu": cu, "torch": torch, "math": math,
+            # the shipped studies that docs/results.md quotes, by row
+            "sampler": lambda label: pick(_json("results/samplers/optimized-final/results.json"), label=label),
+            "schedule": lambda name: pick(_json("results/schedules/baseline/results.json"), schedule=name),
+            "ablation": lambda preset: pick(_json("results/ablation/ladder/results.json")["summary"], preset=preset),
+            "ema_check": lambda step: pick(_json("results/recipe/baseline-ema-batchnorm/results.json"), step=step),
+            "times": _json("docs/measured_times.json")}
 
 
 def written_value(text: str) -> tuple[float, int]:
@@ -183,8 +201,13 @@ def claim_files() -> list[Path]:
     return sorted((ROOT / "answers").glob("[0-9][0-9]_*.md")) + sorted((ROOT / "walkthroughs").glob("[0-9][0-9]_*.md"))
 
 
+def doc_files() -> list[Path]:
+    """The README and every document in docs/: checked by the same rules."""
+    return [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+
+
 def main(argv: list[str]) -> int:
-    files = [Path(a).resolve() for a in argv] or claim_files()
+    files = [Path(a).resolve() for a in argv] or claim_files() + doc_files()
     ns = namespace()
     bad = 0
     for f in files:

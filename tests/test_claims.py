@@ -1,5 +1,5 @@
-"""Every number and code output quoted in answers/ and walkthroughs/ is reproduced here (tests/claims.py says how
-they are marked); the reference notes' questions are all answered, in tiers; every walkthrough figure is drawn by
+"""Every number and code output quoted in answers/, walkthroughs/, README.md and docs/ is reproduced here
+(tests/claims.py says how they are marked); the reference notes' questions are all answered, in tiers; every walkthrough figure is drawn by
 `python -m course_utils figures`."""
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def test_every_notebook_has_a_walkthrough_and_an_answers_file():
         assert (ROOT / "answers" / f"{stem}.md").is_file(), f"answers/{stem}.md is missing"
 
 
-@pytest.mark.parametrize("path", claims.claim_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", claims.claim_files() + claims.doc_files(),
+                         ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_quoted_claims_hold(path, ns):
     problems = claims.check_file(path, ns)
     assert not problems, "\n".join(problems)

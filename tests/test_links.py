@@ -59,3 +59,12 @@ def test_the_link_checker_finds_a_broken_link(tmp_path):
 @pytest.mark.parametrize("path,text", documents(), ids=lambda v: str(v.relative_to(ROOT)) if isinstance(v, Path) else "")
 def test_every_relative_link_resolves(path, text):
     assert not broken(path, text), "broken links:\n" + "\n".join(broken(path, text))
+
+
+def test_the_readme_and_every_document_in_docs_are_checked():
+    checked = {p.relative_to(ROOT).as_posix() for p, _ in documents()}
+    wanted = {"README.md"} | {p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md")}
+    assert {"docs/results.md", "docs/cli.md", "docs/developing.md", "docs/glossary.md"} <= wanted
+    assert wanted <= checked, f"not link-checked: {sorted(wanted - checked)}"
+    readme = next(t for p, t in documents() if p == ROOT / "README.md")
+    assert "docs/first_page.png" in targets(readme)  # the picture is an image link, so it is checked too
