@@ -32,7 +32,8 @@ def test_best_cpu_tiny(tmp_path, capsys):
     key = next(k for k in sd if k.endswith("running_mean"))
     assert not torch.allclose(sd[key], sd_trained[key].half().float(), atol=1e-3), key
     _, run_header = read_checkpoint(run / "model.safetensors")
-    assert run_header["meta"]["recipe"] == recipe
+    assert run_header["meta"]["spec"] == best.spec_of(recipe).to_dict()
+    assert run_header["meta"]["spec"]["recipe"]["lr_schedule"] == "cosine"
     # a second call reuses the finished run; another recipe is refused with a fix
     again = best.train_best(recipe, folder=run, progress=False)
     assert again[1].steps == 4

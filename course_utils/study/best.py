@@ -25,11 +25,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from course_utils.checkpoints import atomic_write_text, load_checkpoint, read_checkpoint, save_checkpoint
-from course_utils.errors import CourseError
-from course_utils.model.unet import build, count_params, get_preset
-from course_utils.paths import checkpoint_dir, relative, runs_root
-from course_utils.train import STEPS_PER_EPOCH, Budget, LRSchedule, check_ema, load_history
+from course_utils.checkpoints import save_checkpoint
+from course_utils.system import atomic_write_text
+from course_utils.data import load
+from course_utils.evaluation.guidance import format_sweep, guidance_sweep
+from course_utils.model.unet import count_params
+from course_utils.paths import checkpoint_dir, relative
+from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, score
+from course_utils.study.ship import base_manifest
+from course_utils.train import STEPS_PER_EPOCH, History, recompute_batchnorm
 
 NAME = "best-cpu"
 BEST = {"preset": "optimized", "steps": 3000, "lr": 1e-3, "lr_schedule": "cosine", "batch_size": 128, "ema": 0.999,
@@ -39,43 +43,41 @@ COND = {**BEST, "preset": "optimized_cond"}
 SWEEP = {"n_per_class": 100, "sampler": "ddim", "steps": 50, "eta": 1.0}
 N = 1000
 MAX_MINUTES = 30
+# how every shipped checkpoint is scored: n DDPM samples (all T steps), seed 0, BatchNorm statistics recomputed
+SHIPPED_EVAL = EvalSettings(n=N, sampler="ddpm", steps=None, eta=0.0)
 
 
-def best_dir(name: str = NAME) -> Path:
-    return runs_root() / name
+def spec_of(recipe: dict = BEST, name: str = NAME, folder: str | Path | None = None) -> RunSpec:
+    """The run a recipe dict stands for (seed 0), named ``name``, training in ``folder`` if given."""
+    r = Recipe(recipe["lr"], recipe["batch_size"], recipe["ema"], recipe.get("lr_schedule", "constant"))
+    spec = RunSpec.of(recipe["preset"], recipe["steps"], 0, r, recipe.get("overrides"), label=name)
+    return spec if folder is None else RunSpec(spec.config, spec.steps, 0, r, name, Path(folder))
 
 
 def train_best(recipe: dict = BEST, folder: str | Path | None = None, progress: bool = True, device=None,
                name: str = NAME):
     """Train (or resume, or reuse) the run ``name`` (best-cpu unless told) with ``recipe``; returns
-    (EMA model, history, folder)."""
-    from course_utils.study.runs import train_preset
-    check_ema(recipe["ema"])
-    preset, steps = recipe["preset"], recipe["steps"]
-    get_preset(preset)
-    d = Path(folder) if folder else best_dir(name)
-    ckpt = d / "model.safetensors"
-    if ckpt.is_file():
-        _, header = read_checkpoint(ckpt)
-        meta = header.get("meta", {})
-        if header.get("preset") != preset or meta.get("recipe") != recipe:
-            raise CourseError(f"{ckpt} was trained with another recipe ({header.get('preset')}, {meta.get('recipe')}). "
-                              f"Fix: move {d} away to train {recipe} from the start.")
-        if meta.get("step", 0) >= steps and (d / "history.json").is_file():
-            if progress:
-                print(f"{name}: reusing {ckpt} ({meta['step']} steps)")
-            model, _ = load_checkpoint(ckpt, preset, model=build(preset, **recipe.get("overrides", {})),
-                                       use_ema=True)
-            return model, load_history(d / "history.json"), d
-        if progress:
-            print(f"{name}: resuming {ckpt} from step {meta.get('step', 0)} of {steps}")
-    budget = Budget(name, steps, steps, 64, 1, f"{steps} steps, cosine learning rate, EMA {recipe['ema']}")
-    callbacks = [LRSchedule.cosine(total=steps)] if recipe.get("lr_schedule") == "cosine" else []
-    _, hist = train_preset(preset, budget, out=d, steps=steps, ema_decay=recipe["ema"], resume=ckpt.is_file(),
-                           progress=progress, device=device, lr=recipe["lr"], batch_size=recipe["batch_size"],
-                           callbacks=callbacks, save_every=100, meta={"recipe": recipe},
-                           overrides=recipe.get("overrides"))
-    return hist.ema.cpu().eval(), hist, d
+    (EMA model, history, folder). A folder holding a run of another recipe is refused."""
+    spec = spec_of(recipe, name, folder)
+    spec.train_to(spec.steps, progress, device)
+    model, header = spec.load()
+    meta = header["meta"]
+    hist = History(losses=meta.get("losses", []), seconds=meta.get("seconds", 0.0), steps=meta["step"])
+    return model.eval(), hist, spec.folder
+
+
+def _sweep(model, spec: RunSpec, how: dict, progress: bool) -> dict:
+    """The guidance sweep of a class-conditional model, cached beside its run for the same checkpoint and settings."""
+    cache = spec.folder / "guidance-sweep.json"
+    stamp = spec.checkpoint.stat().st_mtime_ns
+    saved = json.loads(cache.read_text()) if cache.is_file() else {}
+    if saved.get("checkpoint_mtime_ns") == stamp and saved.get("how") == how:
+        return saved["sweep"]
+    guided = guidance_sweep(model, n_per_class=how["n_per_class"], progress=progress,
+                            **{k: v for k, v in how.items() if k != "n_per_class"})
+    guided["how"] = how
+    atomic_write_text(cache, json.dumps({"checkpoint_mtime_ns": stamp, "how": how, "sweep": guided}))
+    return guided
 
 
 def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = None,
@@ -84,32 +86,17 @@ def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = 
     """Train the model ``name`` (best-cpu unless told), make BatchNorm statistics right for its EMA weights (if it
     has any), evaluate it on ``n`` samples and export it with its manifest. A class-conditional model is also
     swept over the guidance weights (``sweep``: guidance_sweep's arguments, default ``SWEEP``)."""
-    from course_utils.data import load
-    from course_utils.evaluation.evaluate import evaluate
-    from course_utils.study.ablation import evaluate_run
-    from course_utils.study.ship import base_manifest
-    from course_utils.train import recompute_batchnorm
     model, hist, d = train_best(recipe, folder, progress, device, name=name)
+    spec = spec_of(recipe, name, folder)
+    metrics = score(spec, EvalSettings(n=n, sampler="ddpm", steps=None, eta=0.0), progress=progress, device=device)
+    seconds = metrics.pop("eval_seconds")
+    metrics = {k: v for k, v in metrics.items() if k not in ("step", "finished", "lr_fraction", "train_seconds",
+                                                             "loss", "weights", "eval")}
     recompute_batchnorm(model, load("train"))  # a no-op for a GroupNorm network
-    metrics, seconds = evaluate_run(model, d, n, 0, None, evaluate, name=f"eval-ema-n{n}-seed0.json")
     minutes = hist.seconds / 60
     ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
     dest = ckdir / f"{name}.safetensors"
-    guided = None
-    if model.config.num_classes:
-        from course_utils.evaluation.guidance import guidance_sweep
-        how = {**SWEEP, **(sweep or {})}
-        cache = d / "guidance-sweep.json"
-        stamp = (d / "model.safetensors").stat().st_mtime_ns if (d / "model.safetensors").is_file() else None
-        saved = json.loads(cache.read_text()) if cache.is_file() else {}
-        if stamp is not None and saved.get("checkpoint_mtime_ns") == stamp and saved.get("how") == how:
-            guided = saved["sweep"]
-        else:
-            kwargs = {k: v for k, v in how.items() if k != "n_per_class"}
-            guided = guidance_sweep(model, n_per_class=how["n_per_class"], progress=progress, **kwargs)
-            guided["how"] = how
-            if stamp is not None:
-                atomic_write_text(cache, json.dumps({"checkpoint_mtime_ns": stamp, "how": how, "sweep": guided}))
+    guided = _sweep(model, spec, {**SWEEP, **(sweep or {})}, progress) if model.config.num_classes else None
     save_checkpoint(dest, model, recipe["preset"], half=True, step=hist.steps, budget=name, seed=0, weights="ema",
                     manifest=dest.with_suffix(".json").name)
     m = {**base_manifest(recipe["preset"], command, config=model.config.to_dict()), "params": count_params(model),
@@ -133,7 +120,6 @@ def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = 
         print(f"shipped {dest}: FID {metrics['fid']:.2f} vs floor {metrics['fid_floor']:.2f} at n={n} "
               f"(ratio {m['fid_to_floor']}) after {minutes:.1f} min of training")
         if guided:
-            from course_utils.evaluation.guidance import format_sweep
             print(format_sweep(guided))
         if minutes > MAX_MINUTES:
             print(f"warning: training took {minutes:.1f} min, more than the {MAX_MINUTES} this model stands for "

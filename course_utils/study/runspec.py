@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from course_utils.checkpoints import atomic_write_text, load_checkpoint, read_checkpoint
+from course_utils.checkpoints import load_checkpoint, read_checkpoint
+from course_utils.system import atomic_write_text
 from course_utils.data import load
 from course_utils.errors import CourseError
 from course_utils.model.unet import UNet, UNetConfig, get_preset
@@ -126,7 +127,8 @@ class RunSpec:
     steps: int
     seed: int = 0
     recipe: Recipe = field(default_factory=Recipe)
-    label: str = "run"
+    label: str = field(default="run", compare=False)
+    home: Path | None = field(default=None, compare=False)  # a folder of its own instead of runs/specs/LABEL-KEY
 
     def __post_init__(self):
         if not (isinstance(self.steps, int) and self.steps > 0):
@@ -149,12 +151,17 @@ class RunSpec:
         config = UNetConfig.from_dict(d["config"])  # missing fields: the defaults
         return cls(config, d["steps"], d["seed"], Recipe.from_dict(d["recipe"]), label)
 
+    def describe(self) -> str:
+        r = self.recipe
+        return (f"{self.label}: {self.steps:,} steps, seed {self.seed}, Adam lr {r.lr:g} ({r.lr_schedule}), batch "
+                f"{r.batch_size}, EMA {r.ema}")
+
     def key(self) -> str:
         return digest(self.to_dict())
 
     @property
     def folder(self) -> Path:
-        return runs_root() / "specs" / f"{self.label}-{self.key()}"
+        return Path(self.home) if self.home else runs_root() / "specs" / f"{self.label}-{self.key()}"
 
     @property
     def checkpoint(self) -> Path:
@@ -165,7 +172,11 @@ class RunSpec:
         """How far the run's checkpoint has got (0 before it starts)."""
         if not self.checkpoint.is_file():
             return 0
-        return int(read_checkpoint(self.checkpoint)[1]["meta"].get("step", 0))
+        meta = read_checkpoint(self.checkpoint)[1]["meta"]
+        if "spec" in meta and RunSpec.from_dict(meta["spec"]) != self:
+            raise CourseError(f"{self.checkpoint} was trained with another recipe or network ({meta['spec']}), not "
+                              f"{self.to_dict()}. Fix: move {self.folder} away to train this one from the start.")
+        return int(meta.get("step", 0))
 
     def build(self) -> UNet:
         torch.manual_seed(self.seed)  # the initial weights depend on the seed only
@@ -214,9 +225,26 @@ class RunSpec:
                 "eval_seconds": time.perf_counter() - t0, "weights": header.get("weights"), **metrics}
 
 
+def score(spec: RunSpec, settings: EvalSettings, step: int | None = None, classifier=None, progress: bool = True,
+          device=None) -> dict:
+    """``spec.evaluate`` at ``step`` (default: the end), cached in the run's folder (``evaluations.json``) under the
+    one cache rule: reused only for the same run, step and settings."""
+    step = step or spec.steps
+    cache = spec.folder / "evaluations.json"
+    record = json.loads(cache.read_text()) if cache.is_file() else {}
+    hit = cached_point(record, spec, step, settings) if spec.trained_steps() >= step else None
+    if hit is not None:
+        return hit
+    point = {**spec.evaluate(step, settings, classifier, progress, device), "eval": settings.to_dict()}
+    old = record.get("points", []) if same_settings(record, spec) else []
+    keep = [p for p in old if (p["step"], p["eval"]) != (step, point["eval"])]
+    save_record(cache, {"spec": spec.to_dict(), "points": keep + [point]})
+    return point
+
+
 def same_settings(record: dict, spec: RunSpec) -> bool:
     """The one cache rule: ``record`` (a stored result) was made by ``spec``'s run."""
-    return "spec" in record and RunSpec.from_dict(record["spec"]) == dataclasses.replace(spec, label="run")
+    return "spec" in record and RunSpec.from_dict(record["spec"]) == spec
 
 
 def point_settings(point: dict) -> EvalSettings:
