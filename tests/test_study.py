@@ -106,4 +106,4 @@ def test_compare_schedules_tiny(tmp_path):
     seed0 = json.loads((tmp_path / "runs" / "linear-seed0.json").read_text())
     assert again["rows"][0]["noise_start"]["fid"][0] == seed0["noise_start"]["fid"]  # reused, not trained again
     with pytest.raises(Exception, match="other settings"):
-        schedules.run_one("linear", 0, steps=3, n=16, out=tmp_path, folder=tmp_path / "x", progress=False)
+        schedules.run_one("linear", 0, steps=3, n=16, out=tmp_path, progress=False)

@@ -92,11 +92,13 @@ class EvalSettings:
     eta: float = 1.0
     batchnorm: str = "recomputed"
     seed: int = 0
+    clip_x0: bool = False
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
-        if d["seed"] == 0:
-            del d["seed"]  # as the first study's records wrote it
+        for k, default in (("seed", 0), ("clip_x0", False)):
+            if d[k] == default:
+                del d[k]  # as the first study's records wrote it
         return d
 
     @classmethod
@@ -104,7 +106,7 @@ class EvalSettings:
         return cls(**d)
 
     def sample_kwargs(self) -> dict:
-        return {"sampler": self.sampler, "steps": self.steps, "eta": self.eta}
+        return {"sampler": self.sampler, "steps": self.steps, "eta": self.eta, "clip_x0": self.clip_x0}
 
 
 def config_delta(config: UNetConfig) -> dict:

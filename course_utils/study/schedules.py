@@ -10,8 +10,9 @@ One diagnostic more per run: the same network started from the *true* marginal q
 (:func:`course_utils.lessons.noise_schedule.true_start`) instead of N(0, I). It isolates how much of what the
 samples lack comes from the start. It leaks those images into the samples, so it has no FID in the table.
 
-Resumable: runs train in ``runs/schedules/`` and every finished evaluation is saved in ``OUT/runs/`` (small JSON,
-committed with the shipped results in ``results/schedules/``); a new start continues with the next missing one.
+Resumable: runs train in ``runs/specs/`` and every finished evaluation is saved in ``OUT/runs/`` (small JSON,
+committed with the shipped results in ``results/schedules/``) with the run and settings it was made with (the one
+cache rule); a new start continues with the next missing one.
 """
 from __future__ import annotations
 
@@ -21,11 +22,16 @@ from pathlib import Path
 
 import torch
 
-from course_utils.checkpoints import atomic_write_text, hardware, load_checkpoint, read_checkpoint
+from course_utils.data import load
+from course_utils.diffusion import sample
 from course_utils.errors import CourseError
+from course_utils.evaluation.evaluate import default_classifier, evaluate_images
 from course_utils.lessons.noise_schedule import SETTINGS, true_start
-from course_utils.paths import results_dir, runs_root
+from course_utils.paths import results_dir
 from course_utils.plotting import save_grid_png
+from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, cached_point
+from course_utils.system import atomic_write_text, hardware
+from course_utils.train import recompute_batchnorm
 
 PRESET = "baseline"
 STEPS = 2000
@@ -46,8 +52,6 @@ def _pixels(images: torch.Tensor) -> dict:
 
 
 def _measure(images: torch.Tensor, clf) -> dict:
-    from course_utils.data import load
-    from course_utils.evaluation.evaluate import evaluate_images
     real = load("test").images[:len(images)]
     m = evaluate_images(images, clf)
     px, px_real = _pixels(images), _pixels(real)
@@ -55,52 +59,53 @@ def _measure(images: torch.Tensor, clf) -> dict:
             "pixel_std_real": px_real["pixel_std"]}
 
 
-def train_folder(preset: str, name: str, seed: int, out: Path | None = None) -> Path:
-    """Where a run of the comparison trains: ``runs/schedules/PRESET-NAME-seedS`` for the shipped results
-    folder, ``OUT/train/NAME-seedS`` for another one."""
+def spec_of(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, out: Path | None = None) -> RunSpec:
+    """The run of ``preset`` under schedule ``name``: in ``runs/specs/`` for the shipped results folder, in
+    ``OUT/train/NAME-seedS`` for another one."""
+    if name not in SETTINGS:
+        raise CourseError(f"unknown schedule setting {name!r}; choose from {', '.join(SETTINGS)}.")
+    spec = RunSpec.of(preset, steps, seed, Recipe(ema=EMA), SETTINGS[name], label=f"{preset}-{name}")
     if out is None or Path(out) == schedules_dir(preset):
-        return runs_root() / "schedules" / f"{preset}-{name}-seed{seed}"
-    return Path(out) / "train" / f"{name}-seed{seed}"
+        return spec
+    return RunSpec(spec.config, steps, seed, spec.recipe, spec.label, Path(out) / "train" / f"{name}-seed{seed}")
+
+
+def _cached(cache: Path, spec: RunSpec, settings: EvalSettings) -> dict | None:
+    """The stored record at ``cache`` if the same run and settings made it; another run's is refused."""
+    if not cache.is_file():
+        return None
+    saved = json.loads(cache.read_text())
+    if cached_point(saved, spec, spec.steps, settings) is not None:
+        return saved
+    raise CourseError(f"{cache} was made with other settings ({saved.get('spec')}, {saved.get('points')}). Fix: "
+                      "choose another --out folder or move that file away.")
+
+
+def _trained(spec: RunSpec, progress: bool, device):
+    if progress and spec.trained_steps() < spec.steps:
+        print(f"{spec.describe()}: training", flush=True)
+    spec.train_to(spec.steps, progress, device)
+    model, header = spec.load()
+    return recompute_batchnorm(model, load("train")), header
 
 
 def run_one(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: int = N, out: Path | None = None,
-            folder: Path | None = None, progress: bool = True, device=None) -> dict:
+            progress: bool = True, device=None) -> dict:
     """Train ``preset`` under schedule ``name`` (seed ``seed``) for ``steps`` steps, or reuse that run, and
     evaluate it from N(0, I) and from the true q(x_T); the result is cached in ``out/runs/``."""
-    from course_utils.data import load
-    from course_utils.diffusion import sample
-    from course_utils.evaluation.evaluate import default_classifier
-    from course_utils.study.runs import train_preset
-    from course_utils.train import Budget, recompute_batchnorm
-    if name not in SETTINGS:
-        raise CourseError(f"unknown schedule setting {name!r}; choose from {', '.join(SETTINGS)}.")
+    spec, settings = spec_of(name, seed, preset, steps, out), EvalSettings(n, "ddpm", None, 0.0)
     out = Path(out) if out else schedules_dir(preset)
-    settings = {"preset": preset, "steps": steps, "n": n, "ema": EMA, "sampler": "ddpm"}
     cache = out / "runs" / f"{name}-seed{seed}.json"
-    if cache.is_file():
-        saved = json.loads(cache.read_text())
-        if saved.get("settings") == settings:
-            return saved
-        raise CourseError(f"{cache} was made with other settings ({saved.get('settings')}). Fix: choose another "
-                          "--out folder or move that file away.")
-    d = Path(folder) if folder else train_folder(preset, name, seed, out)
-    ckpt = d / "model.safetensors"
-    at = read_checkpoint(ckpt)[1]["meta"].get("step", 0) if ckpt.is_file() else 0
-    if at > steps:
-        raise CourseError(f"{ckpt} is at step {at}, past {steps}. Fix: delete {d} to train it again.")
-    if at < steps:
-        if progress:
-            print(f"{preset} under the {name} schedule, seed {seed}: training to step {steps}", flush=True)
-        train_preset(preset, Budget("schedules", steps, steps, 16, 1, f"{steps} steps per schedule"), seed=seed,
-                     out=d, steps=steps, ema_decay=EMA, resume=at > 0, progress=progress, device=device,
-                     save_every=200, overrides=SETTINGS[name])
-    model, header = load_checkpoint(ckpt, preset, model=_build(preset, name), use_ema=True)
-    recompute_batchnorm(model, load("train"))
+    saved = _cached(cache, spec, settings)
+    if saved is not None:
+        return saved
+    model, header = _trained(spec, progress, device)
     clf = default_classifier()
     images = sample(model, n, seed=0, device=device)
     start = true_start(load("test").images[-n:], name, seed=seed)  # the end of the test split: held out from FID's
     from_true = sample(model, n, seed=0, device=device, start=start)
-    record = {"schedule": name, "seed": seed, "settings": settings, "config": SETTINGS[name],
+    record = {"schedule": name, "seed": seed, "config": SETTINGS[name], "spec": spec.to_dict(),
+              "points": [{"step": steps, "eval": settings.to_dict()}],
               "train_seconds": header["meta"].get("seconds"), "hardware": hardware(),
               "noise_start": _measure(images, clf),
               "true_start": {k: v for k, v in _measure(from_true, clf).items() if not k.startswith("fid")}}
@@ -116,34 +121,24 @@ def run_one(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: i
 
 
 def run_clipped(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, n: int = N, out: Path | None = None,
-                folder: Path | None = None, device=None) -> dict:
+                device=None) -> dict:
     """The finished run of ``name`` sampled again with the clean-image estimate clipped to [-1, 1] at every step
     (``sample(clip_x0=True)``, as Ho et al.'s code does); cached in ``out/runs/<name>-seed<seed>-clip.json``."""
-    from course_utils.data import load
-    from course_utils.diffusion import sample
-    from course_utils.evaluation.evaluate import default_classifier
-    from course_utils.train import recompute_batchnorm
+    spec, settings = spec_of(name, seed, preset, steps, out), EvalSettings(n, "ddpm", None, 0.0, clip_x0=True)
     out = Path(out) if out else schedules_dir(preset)
     cache = out / "runs" / f"{name}-seed{seed}-clip.json"
-    settings = {"preset": preset, "steps": steps, "n": n, "ema": EMA, "sampler": "ddpm", "clip_x0": True}
-    if cache.is_file():
-        saved = json.loads(cache.read_text())
-        if saved.get("settings") == settings:
-            return saved
-    run_one(name, seed, preset, steps, n, out, folder, progress=False, device=device)  # trains it if need be
-    d = Path(folder) if folder else train_folder(preset, name, seed, out)
-    model, _ = load_checkpoint(d / "model.safetensors", preset, model=_build(preset, name), use_ema=True)
-    recompute_batchnorm(model, load("train"))
+    saved = _cached(cache, spec, settings)
+    if saved is not None:
+        return saved
+    run_one(name, seed, preset, steps, n, out, progress=False, device=device)  # trains it if need be
+    model, _ = _trained(spec, False, device)
     images = sample(model, n, seed=0, device=device, clip_x0=True)
-    record = {"schedule": name, "seed": seed, "settings": settings, "noise_start": _measure(images, default_classifier())}
+    record = {"schedule": name, "seed": seed, "spec": spec.to_dict(),
+              "points": [{"step": steps, "eval": settings.to_dict()}],
+              "noise_start": _measure(images, default_classifier())}
     atomic_write_text(cache, json.dumps(record, indent=1))
     save_grid_png(images[:SAMPLES], out / "samples" / f"{name}-seed{seed}-clip.png")
     return record
-
-
-def _build(preset: str, name: str):
-    from course_utils.model.unet import build
-    return build(preset, **SETTINGS[name])
 
 
 def _mean_sd(values: list[float]) -> list[float]:
@@ -156,8 +151,8 @@ def compare_schedules(names=None, seeds=SEEDS, preset: str = PRESET, steps: int 
     N(0, I) and from the true q(x_T); written to ``out`` (results.json, table.md)."""
     names = list(SETTINGS) if names is None else list(names)
     out = Path(out) if out else schedules_dir(preset)
-    runs = [run_one(s, seed, preset, steps, n, out, None, progress, device) for s in names for seed in seeds]
-    clipped = [run_clipped(s, seed, preset, steps, n, out, None, device) for s in names for seed in seeds]
+    runs = [run_one(s, seed, preset, steps, n, out, progress, device) for s in names for seed in seeds]
+    clipped = [run_clipped(s, seed, preset, steps, n, out, device) for s in names for seed in seeds]
     rows = []
     for s in names:
         mine = [r for r in runs if r["schedule"] == s]
