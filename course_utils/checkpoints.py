@@ -6,84 +6,16 @@ A checkpoint holds the model's weights, optionally an EMA copy and the optimizer
 from __future__ import annotations
 
 import json
-import os
-import platform
-import subprocess
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from course_utils.errors import CheckpointError, CourseError
+from course_utils.errors import CheckpointError
+from course_utils.system import atomic_write_bytes
 
 FORMAT = "ddpm-course/1"
-
-
-def git_commit() -> str:
-    """The course checkout's current commit (for manifests), or "unknown" outside a git checkout."""
-    from course_utils.paths import find_home
-    folder = find_home()
-    if folder is None:
-        return "unknown"
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=folder, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def cpu_model() -> str:
-    """The CPU's model name (Linux: /proc/cpuinfo), for manifests and benchmarks."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def hardware() -> dict:
-    """What a measurement ran on: CPU, torch version, threads, GPU (None on a CPU)."""
-    return {"cpu": cpu_model(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    ensure_writable(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def ensure_writable(folder: str | Path) -> None:
-    """Create ``folder`` if needed; a clear :class:`CourseError` if it cannot be created or written to."""
-    folder = Path(folder)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise CourseError(f"cannot create the output folder {folder}: {e.strerror}. Fix: choose a folder you can "
-                          "write to (e.g. --out runs/mine).") from e
-    if not os.access(folder, os.W_OK):
-        raise CourseError(f"the output folder {folder} is not writable. Fix: choose another folder (--out) "
-                          "or change its permissions.")
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:

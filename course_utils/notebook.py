@@ -17,7 +17,8 @@ from course_utils.errors import CourseError
 from course_utils.paths import relative
 from course_utils.evaluation.metrics import checkerboard_score
 from course_utils.study.runs import load_shipped, train_preset
-from course_utils.train import get_budget, pick_device
+from course_utils.train import get_budget
+from course_utils.system import pick_device
 from course_utils.model.unet import count_params
 
 

@@ -12,10 +12,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from course_utils.checkpoints import atomic_write_text, load_training_state, save_checkpoint
+from course_utils.checkpoints import load_training_state, save_checkpoint
 from course_utils.data import Batches, FashionData
 from course_utils.diffusion import Schedule, check_schedule_fits
 from course_utils.errors import CourseError, TrainingDiverged
+from course_utils.system import atomic_write_text, pick_device
 
 STEPS_PER_EPOCH = 60000 // 128  # 468 full batches of 128
 SAVE_EVERY = 100  # steps between checkpoints, everywhere (train, train_preset, the command line)
@@ -45,22 +46,6 @@ BUDGETS = {
     "full": Budget("full", 3 * STEPS_PER_EPOCH, 5 * STEPS_PER_EPOCH, 64, 5,
                    "the original course's length: 3 epochs (narrow presets), 5 epochs (wide presets)"),
 }
-
-
-def pick_device(prefer: str | None = None) -> torch.device:
-    """cuda if available, then Apple's mps, else cpu. ``prefer`` (or $COURSE_DEVICE) forces one."""
-    prefer = prefer or os.environ.get("COURSE_DEVICE")
-    if prefer:
-        if prefer.startswith("cuda") and not torch.cuda.is_available():
-            raise CourseError(f"device {prefer!r} was asked for but CUDA is not available here. Fix: unset "
-                              "COURSE_DEVICE or use 'cpu'.")
-        return torch.device(prefer)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def get_budget(name: str | None = None) -> Budget:

@@ -16,8 +16,9 @@ PKG = ROOT / "course_utils"
 
 # Lower numbers are lower layers. A module may import a lower layer, or a module of its own folder on the same layer.
 LAYER = {
-    "errors": 0, "paths": 1, "stats": 1, "data": 2, "diffusion": 2, "model": 2, "checkpoints": 3, "distributed": 3, "train": 4, "plotting": 5,
-    "evaluation": 6, "lessons": 6, "exercises": 6, "study": 7, "widgets": 8, "notebook": 8, "figures": 9, "cli": 10, "__main__": 11,
+    "errors": 0, "paths": 1, "stats": 1, "system": 2, "data": 3, "diffusion": 3, "model": 3, "checkpoints": 4, "distributed": 4,
+    "train": 5, "plotting": 6, "evaluation": 7, "lessons": 7, "exercises": 7, "study": 8, "widgets": 9, "notebook": 9,
+    "figures": 10, "cli": 11, "__main__": 12,
 }
 
 

@@ -49,7 +49,7 @@ def cmd_data(args) -> int:
 def cmd_train(args) -> int:
     from course_utils import distributed as dist
     from course_utils import plotting
-    from course_utils.checkpoints import ensure_writable
+    from course_utils.system import ensure_writable
     from course_utils.diffusion import sample
     from course_utils.model.unet import get_preset
     from course_utils.study.runs import run_dir, train_preset

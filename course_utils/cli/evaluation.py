@@ -10,7 +10,7 @@ from course_utils.errors import CourseError
 
 
 def cmd_train_classifier(args) -> int:
-    from course_utils.checkpoints import ensure_writable
+    from course_utils.system import ensure_writable
     from course_utils.evaluation.classifier import classifier_path, manifest_path, train_classifier
     out = Path(args.out) if args.out else classifier_path()
     if out.suffix != ".safetensors":

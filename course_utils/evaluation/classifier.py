@@ -24,8 +24,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_utils.errors import CheckpointError, CourseError
-from course_utils.checkpoints import git_commit, hardware
 from course_utils.paths import checkpoint_dir
+from course_utils.system import atomic_write_bytes, atomic_write_text, git_commit, hardware, pick_device
 
 CLASSIFIER_NAME = "classifier.safetensors"
 
@@ -123,7 +123,6 @@ def train_classifier(epochs: int = 4, seed: int = 0, batch_size: int = 128, lr: 
 
 def _train(epochs, seed, batch_size, lr, device, steps, progress, train_data, test_data, out, command):
     from course_utils.data import Batches, load
-    from course_utils.train import pick_device
     if epochs < 1 and steps is None:
         raise CourseError(f"epochs must be at least 1, got {epochs}.")
     if steps is not None and steps < 1:
@@ -191,7 +190,6 @@ def save_classifier(model: FashionClassifier, path: str | Path | None = None, ma
     """Write the weights (safetensors, atomically) and, if given, the manifest JSON next to them."""
     from safetensors.torch import save
 
-    from course_utils.checkpoints import atomic_write_bytes, atomic_write_text
     path = Path(path) if path is not None else classifier_path()
     if path.suffix != ".safetensors":
         raise CourseError(f"the classifier is saved as .safetensors; got {path}. Fix: --out NAME.safetensors")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from course_utils import plotting
-from course_utils.checkpoints import atomic_write_text
+from course_utils.system import atomic_write_text
 from course_utils.errors import CourseError
 from course_utils.train import Budget, get_budget
 from course_utils.model.unet import ABLATED, PRESETS, count_params, get_preset, same_network

@@ -37,7 +37,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_utils.checkpoints import atomic_write_text, hardware
+from course_utils.system import atomic_write_text, hardware
 from course_utils.errors import CourseError
 from course_utils.model.cost import sample_gflops_per_image, train_gflops
 from course_utils.model.unet import LADDER, PRESETS, WIDTH_STEPS

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from course_utils.checkpoints import atomic_write_text, hardware, read_checkpoint
+from course_utils.checkpoints import read_checkpoint
+from course_utils.system import atomic_write_text, hardware
 from course_utils.data import load
 from course_utils.evaluation.evaluate import default_classifier, evaluate
 from course_utils.paths import results_dir

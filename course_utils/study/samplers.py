@@ -11,7 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from course_utils.checkpoints import atomic_write_text, hardware, load_checkpoint
+from course_utils.checkpoints import load_checkpoint
+from course_utils.system import atomic_write_text, hardware
 from course_utils.paths import results_dir
 
 STEPS = (10, 25, 50, 150)

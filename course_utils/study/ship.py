@@ -20,7 +20,8 @@ import json
 import time
 from pathlib import Path
 
-from course_utils.checkpoints import atomic_write_text, load_checkpoint, read_checkpoint, save_checkpoint
+from course_utils.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from course_utils.system import atomic_write_text
 from course_utils.errors import CourseError
 from course_utils.paths import checkpoint_dir, relative, runs_root
 from course_utils.study.runs import run_dir
@@ -67,7 +68,7 @@ def export(src: Path, dest: Path, preset: str, manifest: dict, use_ema: bool = F
 def base_manifest(preset: str, command: str, config: dict | None = None) -> dict:
     """What every shipped manifest starts with: the preset, the command, commit, date, the config (the preset's,
     unless ``config`` gives the one actually trained), batch size and hardware."""
-    from course_utils.checkpoints import git_commit, hardware
+    from course_utils.system import git_commit, hardware
     import torch
     return {"preset": preset, "command": command, "git_commit": git_commit(), "date": _now(),
             "config": config if config is not None else get_preset(preset).config.to_dict(), "batch_size": BATCH_SIZE,
