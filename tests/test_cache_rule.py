@@ -70,3 +70,21 @@ def test_the_shipped_ema_check_rows_are_valid_under_the_cache_rule(tmp_path, no_
     res = recipe.ema_check(out=tmp_path / "out", progress=False)
     assert [r["step"] for r in res["rows"]] == [1000, 2000, 4000]
     assert (tmp_path / "out" / "table.md").read_text() == (shipped / "table.md").read_text()
+
+
+def test_the_shipped_sampler_comparison_is_found_again_and_another_model_is_not(tmp_path, monkeypatch):
+    from course_utils.study import samplers
+    shipped = samplers.samplers_dir("optimized-final")
+    shutil.copytree(shipped, tmp_path / "out")
+    saved = json.loads((shipped / "results.json").read_text())
+
+    def refuse(*a, **k):
+        raise AssertionError("a shipped row was not reused")
+    monkeypatch.setattr(samplers, "evaluate", refuse)
+    res = samplers.compare_samplers("optimized-final", n=saved["n"], etas=(0.0, 1.0), out=tmp_path / "out",
+                                    progress=False)
+    assert [r["fid"] for r in res["rows"]] == [r["fid"] for r in saved["rows"]]
+    # the same name, another checkpoint: nothing is reused
+    with pytest.raises(AssertionError, match="not reused"):
+        samplers.compare_samplers("optimized-final", checkpoint=results_dir().parent / "checkpoints" / "best-cpu.safetensors",
+                                  n=saved["n"], etas=(0.0, 1.0), out=tmp_path / "out", progress=False)

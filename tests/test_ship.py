@@ -47,8 +47,8 @@ def test_ship_tiny(tmp_path, monkeypatch, capsys):
     assert out["checkpoint_bytes"] == sum(p.stat().st_size for p in ck.glob("*.safetensors"))
     # a second ship reuses every run: no checkpoint in runs/ is rewritten
     stamps = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("*") if p.suffix in (".safetensors", ".json")}
-    assert len([p for p in stamps if p.name == "eval-n8.json"]) == 4  # every ablation evaluation is saved
-    assert (tmp_path / "runs" / "final-optimized" / "eval-ema-n8-seed0.json").is_file()
+    evaluations = [p for p in stamps if p.name == "evaluations.json"]  # beside every run: 4 ablation runs, the final
+    assert len(evaluations) == 5 and any(p.parent.name.startswith("optimized-final-") for p in evaluations)
     ship(steps=2, seeds=2, n=8, final_steps=3, final_n=8, checkpoints=ck, results=res,
          presets=["baseline", "no_width"], progress=False, command="test")
     assert stamps == {p: p.stat().st_mtime_ns for p in stamps}  # nothing retrained or re-evaluated

@@ -17,12 +17,8 @@ def cmd_bench(args) -> int:
 
 def cmd_ablate(args) -> int:
     from course_utils.study.ablation import ablate
-    budget = args.budget
-    if args.steps:
-        from course_utils.study.ship import ladder_budget
-        budget = ladder_budget(args.steps)
-    result = ablate(budget, seeds=args.seeds, presets=args.presets or None, n=args.n, out=args.out,
-                    retrain=args.retrain)
+    result = ablate(args.budget, seeds=args.seeds, presets=args.presets or None, n=args.n, out=args.out,
+                    retrain=args.retrain, steps=args.steps)
     print(result["table"])
     print(f"wrote {result['out']}/results.json, table.md, losses.png, samples.png")
     return 0

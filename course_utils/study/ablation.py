@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 import time
 from pathlib import Path
 
 from course_utils import plotting
-from course_utils.system import atomic_write_text
+from course_utils.diffusion import sample
 from course_utils.errors import CourseError
-from course_utils.train import Budget, get_budget
+from course_utils.evaluation.evaluate import default_classifier
+from course_utils.model.cost import sample_gflops_per_image, train_gflops
 from course_utils.model.unet import ABLATED, PRESETS, count_params, get_preset, same_network
 from course_utils.paths import results_dir
+from course_utils.study.bench import bench
+from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, score
+from course_utils.system import atomic_write_text
+from course_utils.train import History, get_budget
 
 COLUMNS = [("fid", "FID", 2), ("kid", "KID", 4), ("checkerboard", "checkerboard", 4), ("final_loss", "final loss", 4),
            ("train_steps_per_s", "train steps/s", 2), ("sample_images_per_s", "sample img/s", 1),
@@ -46,7 +52,6 @@ def _cost(name: str) -> dict:
     """GFLOP of a 128-image training step and of one sampled image (150 steps), for a known preset."""
     if name not in PRESETS:
         return {}
-    from course_utils.model.cost import sample_gflops_per_image, train_gflops
     return {"train_gflops": round(train_gflops(name), 3), "sample_gflops_per_image": round(sample_gflops_per_image(name), 4)}
 
 
@@ -98,44 +103,49 @@ def markdown_table(rows: list[dict], budget: str, n: int, speed: dict | None = N
     return head + body + foot
 
 
-def evaluate_run(model, d: Path, n: int, seed: int, clf, evaluate, retrain: bool = False, name: str | None = None):
-    """(metrics, seconds) of the model saved in run folder ``d``, evaluated on n samples drawn with ``seed``;
-    cached in ``d/<name>`` (default ``eval-n<n>.json``) for as long as ``d/model.safetensors`` is unchanged."""
-    ckpt, cache = d / "model.safetensors", d / (name or f"eval-n{n}.json")
-    stamp = ckpt.stat().st_mtime_ns if ckpt.is_file() else None
-    if not retrain and stamp is not None and cache.is_file():
-        try:
-            saved = json.loads(cache.read_text())
-            if saved.get("checkpoint_mtime_ns") == stamp:
-                return saved["metrics"], saved["seconds"]
-        except (ValueError, KeyError):
-            pass
-    t1 = time.perf_counter()
-    metrics = evaluate(model, n=n, seed=seed, classifier=clf)
-    seconds = time.perf_counter() - t1
-    if stamp is not None:
-        atomic_write_text(cache, json.dumps({"checkpoint_mtime_ns": stamp, "seconds": seconds, "metrics": metrics}))
-    return metrics, seconds
+def ablation_spec(preset: str, steps: int, seed: int) -> RunSpec:
+    """One run of the ablation: ``preset`` for ``steps`` steps, seed ``seed``, no EMA (the shipped ladder)."""
+    return RunSpec.of(preset, steps, seed, Recipe(ema=None))
 
 
-def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str] | None = None, n: int = 500,
-           out: str | Path | None = None, retrain: bool = False, progress: bool = True,
-           speed_check: bool = True) -> dict:
-    """Train (or reuse) and evaluate every preset for ``seeds`` seeds; write the results folder.
+def ablation_eval(n: int, seed: int) -> EvalSettings:
+    """How an ablation run is scored: ``n`` DDPM samples drawn with ``seed``, BatchNorm's running statistics."""
+    return EvalSettings(n=n, sampler="ddpm", steps=None, eta=0.0, batchnorm="running", seed=seed)
+
+
+def _one_run(p: str, steps: int, seed: int, n: int, clf, retrain: bool, progress: bool) -> tuple[dict, History]:
+    spec = ablation_spec(p, steps, seed)
+    if retrain and spec.folder.exists():
+        shutil.rmtree(spec.folder)
+    point = score(spec, ablation_eval(n, seed), classifier=clf, progress=progress)
+    model, header = spec.load()
+    meta = header["meta"]
+    hist = History(losses=meta.get("losses", []), seconds=meta.get("seconds", 0.0), steps=meta["step"])
+    metrics = {k: v for k, v in point.items() if k not in ("step", "finished", "lr_fraction", "train_seconds", "loss",
+                                                           "eval_seconds", "weights", "eval")}
+    run = {"preset": p, "kind": PRESETS[p].kind, "seed": seed, "params": count_params(model), "steps": hist.steps,
+           "final_loss": hist.final_loss(), "train_steps_per_s": hist.steps / max(hist.seconds, 1e-9),
+           "sample_images_per_s": n / max(point["eval_seconds"], 1e-9), "train_seconds": hist.seconds, **metrics}
+    return run, hist
+
+
+def ablate(budget: str | None = None, seeds: int = 2, presets: list[str] | None = None, n: int = 500,
+           out: str | Path | None = None, retrain: bool = False, progress: bool = True, speed_check: bool = True,
+           steps: int | None = None) -> dict:
+    """Train (or reuse) and evaluate every preset for ``seeds`` seeds, all for the same ``steps`` (default: the
+    longest of ``budget``'s steps for them); write the results folder (default ``results/ablation/<budget>``, or
+    ``results/ablation/ladder`` for given steps).
 
     The speed columns come from a short benchmark of every preset at the end (medians of 5 rounds,
     :func:`course_utils.study.bench.bench`), not from the training runs, which other work on the machine can slow."""
-    from course_utils.evaluation.evaluate import default_classifier, evaluate
-    from course_utils.study.runs import run_dir, train_preset
-
-    budget = budget if isinstance(budget, Budget) else get_budget(budget)
     if seeds < 1:
         raise CourseError(f"--seeds must be at least 1, got {seeds}.")
     names = presets or list(ABLATED)
     for p in names:
         get_preset(p)
-    steps = max(budget.steps_for(p) for p in names)  # like with like: every preset gets the same steps
-    out = Path(out) if out else ablation_dir(budget.name)
+    label = get_budget(budget).name if steps is None else "ladder"
+    steps = steps or max(get_budget(budget).steps_for(p) for p in names)  # like with like: the same steps for all
+    out = Path(out) if out else ablation_dir(label)
     clf = default_classifier()
     runs, histories, grids = [], {}, {}
     t0 = time.perf_counter()
@@ -143,32 +153,25 @@ def ablate(budget: str | Budget | None = None, seeds: int = 2, presets: list[str
     for p in names:
         twin = twins[p]
         if twin != p:
-            for r in [r for r in runs if r["preset"] == twin]:
-                runs.append({**r, "preset": p, "kind": PRESETS[p].kind, "same_network_as": twin})
+            runs += [{**r, "preset": p, "kind": PRESETS[p].kind, "same_network_as": twin} for r in runs
+                     if r["preset"] == twin]
             histories[p], grids[p] = histories[twin], grids[twin]
             if progress:
                 print(f"{p}: the same network as {twin} (same config, seeds and steps): reusing its runs")
             continue
         for seed in range(seeds):
-            model, hist = train_preset(p, budget, seed=seed, retrain=retrain, steps=steps, progress=progress)
-            metrics, eval_s = evaluate_run(model, run_dir(p, budget.name, seed), n, seed, clf, evaluate, retrain)
-            runs.append({"preset": p, "kind": PRESETS[p].kind, "seed": seed, "params": count_params(model),
-                         "steps": hist.steps, "final_loss": hist.final_loss(),
-                         "train_steps_per_s": hist.steps / max(hist.seconds, 1e-9),
-                         "sample_images_per_s": n / max(eval_s, 1e-9), "train_seconds": hist.seconds, **metrics})
+            run, hist = _one_run(p, steps, seed, n, clf, retrain, progress)
+            runs.append(run)
             if seed == 0:
-                histories[p] = hist
-                from course_utils.diffusion import sample
-                grids[p] = sample(model, 16, seed=0)
+                histories[p], grids[p] = hist, sample(ablation_spec(p, steps, 0).load()[0], 16, seed=0)
             if progress:
-                print(f"{p} seed {seed}: FID {metrics['fid']:.2f} (floor {metrics['fid_floor']:.2f}), "
-                      f"checkerboard {metrics['checkerboard']:.4f} (real {metrics['checkerboard_real']:.4f})")
-    from course_utils.study.bench import bench
+                print(f"{p} seed {seed}: FID {run['fid']:.2f} (floor {run['fid_floor']:.2f}), "
+                      f"checkerboard {run['checkerboard']:.4f} (real {run['checkerboard_real']:.4f})")
     speed = bench(names, **SPEED_CHECK) if speed_check else None
     rows = summarize(runs, speed)
-    table = markdown_table(rows, budget.name, n, speed)
+    table = markdown_table(rows, label, n, speed)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "results.json", json.dumps({"budget": budget.name, "steps": steps, "seeds": seeds, "n": n,
+    atomic_write_text(out / "results.json", json.dumps({"budget": label, "steps": steps, "seeds": seeds, "n": n,
                                                         "seconds": time.perf_counter() - t0, "runs": runs,
                                                         "bench": speed, "summary": rows}, indent=1))
     atomic_write_text(out / "table.md", table)
@@ -274,7 +277,6 @@ def plot_summary(rows: list[dict]):
 def refresh(folder: str | Path, speed: dict | None = None) -> dict:
     """Re-summarize a saved ablation without training or sampling again: measure the speeds anew (or take
     ``speed``, a :func:`course_utils.study.bench.bench` result) and rewrite results.json, table.md and summary.png."""
-    from course_utils.study.bench import bench
     folder = Path(folder)
     res = load_results(folder=folder)
     if res is None:

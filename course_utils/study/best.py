@@ -51,7 +51,7 @@ def spec_of(recipe: dict = BEST, name: str = NAME, folder: str | Path | None = N
     """The run a recipe dict stands for (seed 0), named ``name``, training in ``folder`` if given."""
     r = Recipe(recipe["lr"], recipe["batch_size"], recipe["ema"], recipe.get("lr_schedule", "constant"))
     spec = RunSpec.of(recipe["preset"], recipe["steps"], 0, r, recipe.get("overrides"), label=name)
-    return spec if folder is None else RunSpec(spec.config, spec.steps, 0, r, name, Path(folder))
+    return spec if folder is None else spec.moved(folder)
 
 
 def train_best(recipe: dict = BEST, folder: str | Path | None = None, progress: bool = True, device=None,

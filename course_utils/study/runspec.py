@@ -110,14 +110,10 @@ class EvalSettings:
 
 
 def config_delta(config: UNetConfig) -> dict:
-    """The fields of ``config`` that differ from the defaults (the baseline), as JSON values."""
-    base = UNetConfig()
-    out = {}
-    for f in dataclasses.fields(config):
-        v = getattr(config, f.name)
-        if v != getattr(base, f.name):
-            out[f.name] = list(v) if isinstance(v, tuple) else v
-    return out
+    """The settings of ``config`` that differ from the defaults (the baseline), by their flat names (the diffusion
+    settings beside the architecture fields, as every stored spec has them), as JSON values."""
+    base = UNetConfig().flat()
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in config.flat().items() if v != base[k]}
 
 
 @dataclass(frozen=True)
@@ -131,6 +127,7 @@ class RunSpec:
     recipe: Recipe = field(default_factory=Recipe)
     label: str = field(default="run", compare=False)
     home: Path | None = field(default=None, compare=False)  # a folder of its own instead of runs/specs/LABEL-KEY
+    preset: str | None = field(default=None, compare=False)  # the preset it was made from, for checkpoint headers
 
     def __post_init__(self):
         if not (isinstance(self.steps, int) and self.steps > 0):
@@ -141,7 +138,11 @@ class RunSpec:
            overrides: dict | None = None, label: str | None = None) -> "RunSpec":
         """The spec of ``preset`` (with config ``overrides``): the one place a preset name becomes a config."""
         config = get_preset(preset).config.replace(**(overrides or {}))
-        return cls(config, steps, seed, recipe or Recipe(), label or preset)
+        return cls(config, steps, seed, recipe or Recipe(), label or preset, preset=preset)
+
+    def moved(self, folder: str | Path) -> "RunSpec":
+        """The same run, training in ``folder``."""
+        return dataclasses.replace(self, home=Path(folder))
 
     # --- identity ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -201,7 +202,7 @@ class RunSpec:
         callbacks = [LRSchedule(lambda s, _steps, base: r.lr_at(s, self.steps))] if r.lr_schedule != "constant" else []
         train(self.build(), load("train"), step, lr=r.lr, batch_size=r.batch_size, seed=self.seed, device=device,
               progress=progress, ema_decay=r.ema, checkpoint=self.checkpoint, save_every=100, resume=at > 0,
-              preset=self.label, conditional=self.config.num_classes > 0, callbacks=callbacks,
+              preset=self.preset, conditional=self.config.num_classes > 0, callbacks=callbacks,
               meta={"spec": self.to_dict(), "key": self.key()})
         return self.checkpoint
 

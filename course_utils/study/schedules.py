@@ -67,7 +67,7 @@ def spec_of(name: str, seed: int, preset: str = PRESET, steps: int = STEPS, out:
     spec = RunSpec.of(preset, steps, seed, Recipe(ema=EMA), SETTINGS[name], label=f"{preset}-{name}")
     if out is None or Path(out) == schedules_dir(preset):
         return spec
-    return RunSpec(spec.config, steps, seed, spec.recipe, spec.label, Path(out) / "train" / f"{name}-seed{seed}")
+    return spec.moved(Path(out) / "train" / f"{name}-seed{seed}")
 
 
 def _cached(cache: Path, spec: RunSpec, settings: EvalSettings) -> dict | None:

@@ -20,13 +20,16 @@ import json
 import time
 from pathlib import Path
 
+import torch
+
 from course_utils.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
-from course_utils.system import atomic_write_text
 from course_utils.errors import CourseError
-from course_utils.paths import checkpoint_dir, relative, runs_root
-from course_utils.study.runs import run_dir
-from course_utils.train import STEPS_PER_EPOCH, Budget, check_ema, load_history
 from course_utils.model.unet import ABLATED, LADDER, count_params, get_preset
+from course_utils.paths import checkpoint_dir, relative
+from course_utils.study.ablation import ablate, ablation_dir, ablation_spec
+from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, score
+from course_utils.system import atomic_write_text, git_commit, hardware
+from course_utils.train import STEPS_PER_EPOCH, check_ema
 
 LADDER_STEPS = 250      # every ladder and leave-one-out preset, every seed
 SEEDS = 2
@@ -38,13 +41,10 @@ FINAL_NAME = "optimized-final"
 BATCH_SIZE = 128
 
 
-def ladder_budget(steps: int = LADDER_STEPS) -> Budget:
-    """The budget of the shipped ladder and ablation: the same ``steps`` for every preset."""
-    return Budget("ladder", steps, steps, 16, 1, f"every preset trained for the same {steps} steps")
-
-
-def final_dir() -> Path:
-    return runs_root() / "final-optimized"
+def final_spec(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, folder: str | Path | None = None) -> RunSpec:
+    """The final optimized model's run: ``steps`` steps with an EMA of decay ``ema``, seed 0."""
+    spec = RunSpec.of("optimized", steps, 0, Recipe(ema=ema), label=FINAL_NAME)
+    return spec if folder is None else spec.moved(folder)
 
 
 def _now() -> str:
@@ -68,11 +68,17 @@ def export(src: Path, dest: Path, preset: str, manifest: dict, use_ema: bool = F
 def base_manifest(preset: str, command: str, config: dict | None = None) -> dict:
     """What every shipped manifest starts with: the preset, the command, commit, date, the config (the preset's,
     unless ``config`` gives the one actually trained), batch size and hardware."""
-    from course_utils.system import git_commit, hardware
-    import torch
     return {"preset": preset, "command": command, "git_commit": git_commit(), "date": _now(),
             "config": config if config is not None else get_preset(preset).config.to_dict(), "batch_size": BATCH_SIZE,
             "hardware": {**hardware(), "device": "cuda" if torch.cuda.is_available() else "cpu"}}
+
+
+def _trained(spec: RunSpec) -> dict:
+    """What a manifest records of a finished run: its steps, training time and final loss."""
+    meta = read_checkpoint(spec.checkpoint)[1]["meta"]
+    losses = meta.get("losses", [])[-50:]
+    return {"steps": meta["step"], "seed": spec.seed, "wall_seconds": round(meta.get("seconds", 0.0), 1),
+            "final_loss": round(sum(losses) / max(len(losses), 1), 5)}
 
 
 def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION_N,
@@ -80,71 +86,41 @@ def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION
                 command: str = "python -m course_utils ship", progress: bool = True,
                 presets: list[str] | None = None) -> dict:
     """The ablation over every preset (or ``presets``), then the seed-0 ladder runs exported to ``checkpoints``."""
-    from course_utils.study.ablation import ablate, ablation_dir
-    budget = ladder_budget(steps)
-    out = Path(results) if results else ablation_dir(budget.name)
+    out = Path(results) if results else ablation_dir("ladder")
     names = presets or list(ABLATED)
-    res = ablate(budget, seeds=seeds, presets=names, n=n, out=out, progress=progress)
+    res = ablate(seeds=seeds, presets=names, n=n, out=out, progress=progress, steps=steps)
     ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
     manifests = {}
     for p in [p for p in LADDER if p in names]:
         run = next(r for r in res["runs"] if r["preset"] == p and r["seed"] == 0)
-        d = run_dir(p, budget.name, 0)
-        hist = load_history(d / "history.json")
+        spec = ablation_spec(p, steps, 0)
         metrics = {k: v for k, v in run.items() if k not in ("preset", "kind", "seed", "params", "steps")}
-        m = {**base_manifest(p, command), "params": run["params"], "budget": budget.description,
-             "steps": hist.steps, "seed": 0, "wall_seconds": round(hist.seconds, 1),
-             "final_loss": round(hist.final_loss(), 5), "metrics": metrics,
+        m = {**base_manifest(p, command), "params": run["params"],
+             "budget": f"every preset trained for the same {steps} steps", **_trained(spec), "metrics": metrics,
              "ablation": relative(out)}
-        manifests[p] = export(d / "model.safetensors", ckdir / f"{p}.safetensors", p, m)
+        manifests[p] = export(spec.checkpoint, ckdir / f"{p}.safetensors", p, m)
         if progress:
             print(f"shipped {ckdir / (p + '.safetensors')} ({manifests[p]['bytes'] / 1e6:.1f} MB)")
     return {"ablation": res, "manifests": manifests}
 
 
-def train_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, folder: str | Path | None = None,
-                progress: bool = True):
-    """Train (or resume, or reuse) the final optimized model; returns (ema_model, history, folder)."""
-    from course_utils.study.runs import train_preset
-    d = Path(folder) if folder else final_dir()
-    ckpt = d / "model.safetensors"
-    budget = Budget("final", steps, steps, 64, 1, f"{steps} steps with an EMA ({ema}) of the weights")
-    if ckpt.is_file():
-        _, header = read_checkpoint(ckpt)
-        done = header.get("meta", {}).get("step", 0)
-        if header.get("preset") != "optimized":
-            raise CourseError(f"{ckpt} holds {header.get('preset')!r}, not the optimized preset. Fix: move it away.")
-        if done >= steps and (d / "history.json").is_file():
-            if progress:
-                print(f"final model: reusing {ckpt} ({done} steps)")
-            model, _ = load_checkpoint(ckpt, "optimized", use_ema=True)
-            return model, load_history(d / "history.json"), d
-        if progress:
-            print(f"final model: resuming {ckpt} from step {done} of {steps}")
-    _, hist = train_preset("optimized", budget, out=d, steps=steps, ema_decay=ema, resume=ckpt.is_file(),
-                           progress=progress)
-    if hist.ema is None:
-        raise CourseError("the final model was trained without an EMA; this should not happen.")
-    return hist.ema.cpu().eval(), hist, d
-
-
 def ship_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, n: int = FINAL_N,
                checkpoints: str | Path | None = None, folder: str | Path | None = None,
                command: str = "python -m course_utils ship", progress: bool = True) -> dict:
-    """Train the final optimized model (EMA), evaluate it on ``n`` samples and export it."""
-    from course_utils.evaluation.evaluate import evaluate
-    from course_utils.study.ablation import evaluate_run
-    model, hist, d = train_final(steps, ema, folder, progress)
-    metrics, seconds = evaluate_run(model, d, n, 0, None, evaluate, name=f"eval-ema-n{n}-seed0.json")
-    metrics = {**metrics, "eval_seconds": round(seconds, 1)}
+    """Train (or resume, or reuse) the final optimized model (EMA), evaluate it on ``n`` samples and export it."""
+    spec = final_spec(steps, ema, folder)
+    point = score(spec, EvalSettings(n=n, sampler="ddpm", steps=None, eta=0.0, batchnorm="running"), progress=progress)
+    metrics = {k: v for k, v in point.items() if k not in ("step", "finished", "lr_fraction", "train_seconds", "loss",
+                                                           "weights", "eval", "eval_seconds")}
+    metrics["eval_seconds"] = round(point["eval_seconds"], 1)
+    trained = _trained(spec)
     ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
-    m = {**base_manifest("optimized", command), "params": count_params(model),
-         "budget": f"{hist.steps} steps = {hist.steps / STEPS_PER_EPOCH:.1f} epochs of 60,000 images",
-         "steps": hist.steps, "seed": 0, "ema_decay": ema, "wall_seconds": round(hist.seconds, 1),
-         "final_loss": round(hist.final_loss(), 5), "metrics": metrics,
+    m = {**base_manifest("optimized", command), "params": count_params(spec.load()[0]),
+         "budget": f"{trained['steps']} steps = {trained['steps'] / STEPS_PER_EPOCH:.1f} epochs of 60,000 images",
+         **trained, "ema_decay": ema, "metrics": metrics,
          "fid_to_floor": round(metrics["fid"] / metrics["fid_floor"], 2),
          "checkerboard_to_real": round(metrics["checkerboard"] / metrics["checkerboard_real"], 2)}
-    manifest = export(d / "model.safetensors", ckdir / f"{FINAL_NAME}.safetensors", "optimized", m, use_ema=True)
+    manifest = export(spec.checkpoint, ckdir / f"{FINAL_NAME}.safetensors", "optimized", m, use_ema=True)
     if progress:
         print(f"shipped {ckdir / (FINAL_NAME + '.safetensors')}: FID {metrics['fid']:.2f} vs floor "
               f"{metrics['fid_floor']:.2f} at n={n} (ratio {m['fid_to_floor']}), checkerboard "
