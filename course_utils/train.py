@@ -1,21 +1,30 @@
-"""Training: budgets, device choice, and the DDPM training loop (:class:`Trainer`) whose extras are callbacks:
-the EMA of the weights, checkpoints, the progress bar, and optional LR schedules, gradient clipping and autocast."""
+"""Training: budgets and the training loop (:class:`Trainer`). The loss is a pluggable step (the DDPM loss,
+:class:`DiffusionLoss`, by default; the metric classifier trains with a classification loss), and the extras are
+callbacks: the EMA of the weights, resuming a checkpoint, checkpoints, the progress bar, and optional LR schedules,
+gradient clipping, autocast and ``torch.compile``. :func:`train` is the DDPM loop with all of these as keywords."""
 from __future__ import annotations
 
 import contextlib
+import difflib
+import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel
+from tqdm.auto import tqdm
 
+from course_utils import distributed as dist
 from course_utils.checkpoints import load_training_state, save_checkpoint
 from course_utils.data import Batches, FashionData
 from course_utils.diffusion import Schedule, check_schedule_fits
 from course_utils.errors import CourseError, TrainingDiverged
+from course_utils.model.unet import UNetConfig, get_preset
 from course_utils.system import atomic_write_text, pick_device
 
 STEPS_PER_EPOCH = 60000 // 128  # 468 full batches of 128
@@ -35,7 +44,6 @@ class Budget:
     description: str
 
     def steps_for(self, preset_or_config) -> int:
-        from course_utils.model.unet import UNetConfig, get_preset
         cfg = preset_or_config if isinstance(preset_or_config, UNetConfig) else get_preset(preset_or_config).config
         return self.steps_wide if cfg.channels[0] >= 64 else self.steps_small
 
@@ -58,7 +66,6 @@ def get_budget(name: str | None = None) -> Budget:
         return BUDGETS["full" if pick_device().type == "cuda" else "quick"]
     key = str(name).strip().lower()
     if key not in BUDGETS:
-        import difflib
         close = difflib.get_close_matches(key, BUDGETS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         where = f"COURSE_BUDGET={name!r}" if source == "COURSE_BUDGET" else f"budget {name!r}"
@@ -151,7 +158,6 @@ class EMA(Callback):
     def before_fit(self, tr):
         if self.averaged is not None:  # built already (to load a checkpoint's EMA into it on resume)
             return
-        from torch.optim.swa_utils import AveragedModel
         self.averaged = AveragedModel(tr.model, avg_fn=_ema_average(self.decay), use_buffers=True)
         self.averaged.module.eval().requires_grad_(False)
         tr.ema = self.averaged.module
@@ -209,6 +215,47 @@ class Autocast(Callback):
         tr.forward_context = lambda: torch.autocast(tr.device.type, dtype=self.dtype)
 
 
+class Compile(Callback):
+    """Run the forward pass through ``torch.compile`` (worth it on a GPU): wraps ``tr.net`` at the start."""
+
+    order = -50
+
+    def before_fit(self, tr):
+        tr.net = torch.compile(tr.net)
+
+
+class Resume(Callback):
+    """Continue the run saved in the checkpoint ``path``: restore the model, its EMA (when an :class:`EMA` callback
+    is given) and the optimizer, the loss history and the training time so far, and start at the saved step.
+
+    The random streams of batches and noise are reseeded at that step (:meth:`Trainer.seek`), as ``train(...,
+    resume=True)`` always did. ``start`` is the step the run continued from, once training began."""
+
+    order = -100  # first: every other callback sees the restored run
+
+    def __init__(self, path: str | Path | None):
+        if path is None or not Path(path).is_file():
+            raise CourseError(f"--resume needs an existing checkpoint, but {path} does not exist. "
+                              "Fix: train without --resume first.")
+        self.path = Path(path)
+        self.start: int | None = None
+
+    def before_fit(self, tr):
+        ema = next((cb for cb in tr.callbacks if isinstance(cb, EMA)), None)
+        if ema is not None:
+            ema.before_fit(tr)  # build the averaged copy so the checkpoint's EMA weights can be loaded into it
+        header = load_training_state(self.path, tr.model, tr.opt, tr.ema)
+        meta = header.get("meta", {})
+        self.start = start = int(meta.get("step", 0))
+        tr.history.losses = list(meta.get("losses", []))[:start]
+        tr.history.seconds = float(meta.get("seconds", 0.0))
+        if start >= tr.steps:
+            print(f"{self.path} already holds {start} steps (asked for {tr.steps}); nothing to do.")
+        tr.seek(start)
+        if ema is not None:
+            ema.resumed(start)
+
+
 class Checkpointer(Callback):
     """Write the model, its EMA and the optimizer atomically every ``every`` steps and at the end."""
 
@@ -216,7 +263,6 @@ class Checkpointer(Callback):
 
     def __init__(self, path: str | Path, every: int, preset: str | None, seed: int, meta: dict):
         self.path, self.every, self.preset, self.seed, self.meta = Path(path), every, preset, seed, meta
-        self.t0 = 0.0
 
     def save(self, tr, step: int) -> None:
         save_checkpoint(self.path, tr.model, self.preset, ema=tr.ema, optimizer=tr.opt, step=step,
@@ -233,13 +279,15 @@ class Checkpointer(Callback):
 
 
 class ProgressBar(Callback):
-    """A tqdm bar with the recent mean loss."""
+    """A tqdm bar labelled ``desc`` with the recent mean loss."""
 
     order = 20
 
+    def __init__(self, desc: str = "training", leave: bool = True):
+        self.desc, self.leave = desc, leave
+
     def before_fit(self, tr):
-        from tqdm.auto import tqdm
-        self.bar = tqdm(total=tr.steps, initial=tr.start_step, desc=f"training {tr.preset or ''}".strip(), leave=True)
+        self.bar = tqdm(total=tr.steps, initial=tr.start_step, desc=self.desc, leave=self.leave)
 
     def after_step(self, tr):
         self.bar.update(1)
@@ -250,19 +298,61 @@ class ProgressBar(Callback):
         self.bar.close()
 
 
-class Trainer:
-    """The DDPM training loop with hooks: draw a batch, compute the loss, backward, optimizer step.
+class TorchScheduler(Callback):
+    """A ``torch.optim.lr_scheduler`` built on the trainer's optimizer when training starts (``make(opt)``) and
+    stepped after every optimizer step, e.g. ``TorchScheduler(lambda opt: OneCycleLR(opt, 2e-3, total_steps=n))``.
+    (For a run that is resumed, prefer :class:`LRSchedule`: its rate depends on the step alone.)"""
 
-    Everything else (EMA, checkpoints, the progress bar, LR schedules, clipping, autocast) is a
-    :class:`Callback`, so a new trick is a new callback, not an edit of this loop.
+    def __init__(self, make):
+        self.make, self.scheduler = make, None
+
+    def before_fit(self, tr):
+        self.scheduler = self.make(tr.opt)
+
+    def after_step(self, tr):
+        self.scheduler.step()
+
+
+class DiffusionLoss:
+    """The default step of :class:`Trainer`: the DDPM loss (:func:`diffusion_loss`) of the trainer's network on the
+    batch's images, with the batch's labels when ``conditional`` (each dropped with probability ``p_uncond``, for
+    classifier-free guidance). The schedule is the one the model's config asks for."""
+
+    def __init__(self, conditional: bool = False, p_uncond: float = 0.1):
+        self.conditional, self.p_uncond = conditional, p_uncond
+        self.schedule: Schedule | None = None
+
+    def __call__(self, tr: "Trainer", batch) -> torch.Tensor:
+        x, y = batch
+        config = getattr(tr.model, "config", None)
+        if self.schedule is None:
+            self.schedule = Schedule.from_config(config)
+        return diffusion_loss(tr.net, x, self.schedule, tr.gen, labels=y if self.conditional else None,
+                              p_uncond=self.p_uncond, config=config)
+
+
+class Trainer:
+    """A training loop with hooks: draw a batch, compute the loss, backward, optimizer step (Adam).
+
+    The loss is a step, ``loss_fn(trainer, batch) -> loss`` with ``batch = (images, labels)`` on the trainer's
+    device: the DDPM loss (:class:`DiffusionLoss`) by default, a classification loss for the metric classifier
+    (:func:`course_utils.evaluation.classifier.train_classifier`). Everything else (EMA, resume, checkpoints, the
+    progress bar, LR schedules, clipping, autocast, compile) is a :class:`Callback`, so a new trick is a new callback,
+    not an edit of this loop.
     """
 
     def __init__(self, model, data: FashionData, steps: int, *, lr: float = 1e-3, batch_size: int = 128,
-                 seed: int = 0, device=None, conditional: bool = False, preset: str | None = None,
-                 callbacks: list[Callback] = (), history: History | None = None, compile: bool = False):
-        from course_utils import distributed as dist
+                 seed: int = 0, device=None, loss_fn=None, callbacks: list[Callback] = ()):
         if not isinstance(steps, int) or steps < 0:
             raise CourseError(f"steps must be a whole number >= 0, got {steps!r}.")
+        if loss_fn is not None and not callable(loss_fn):
+            raise CourseError(f"loss_fn must be a function (trainer, batch) -> loss, got {loss_fn!r}. Fix: leave it "
+                              "out for the DDPM loss, or pass e.g. lambda tr, batch: F.cross_entropy(tr.net(batch[0]), "
+                              "batch[1]).")
+        bad = [cb for cb in callbacks if not isinstance(cb, Callback)]
+        if bad:
+            raise CourseError(f"callbacks must be Callback objects, got {bad[0]!r}. Fix: subclass "
+                              "course_utils.train.Callback and override its hooks.")
         self.rank, self.world = dist.rank(), dist.world_size()
         if self.world > 1 and batch_size % self.world:
             raise CourseError(f"batch_size {batch_size} must split evenly over {self.world} processes. Fix: a batch "
@@ -270,21 +360,17 @@ class Trainer:
         self.device = dist.init(device) if self.world > 1 else (torch.device(device) if device is not None
                                                                   else pick_device())
         self.model = model.to(self.device).train()
-        # what the forward pass calls: the model, wrapped for several processes and/or compiled
+        # what the forward pass calls: the model, wrapped for several processes (and compiled by Compile)
         self.net = self.model
         if dist.active():
-            from torch.nn.parallel import DistributedDataParallel
             self.net = DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
-        if compile:
-            self.net = torch.compile(self.net)
         if data.images.device != self.device and self.device.type == "cuda":
             data = data.to(self.device)  # the whole set fits on a GPU: no per-batch copies
         self.data, self.steps, self.lr, self.batch_size, self.seed = data, steps, lr, batch_size, seed
-        self.conditional, self.preset = conditional, preset
-        self.schedule = Schedule.from_config(getattr(model, "config", None))
+        self.loss_fn = loss_fn if loss_fn is not None else DiffusionLoss()
         self.opt = torch.optim.Adam(model.parameters(), lr=lr)
         self.callbacks = sorted(callbacks, key=lambda cb: cb.order)
-        self.history = history or History()
+        self.history = History()
         self.ema: torch.nn.Module | None = None
         self.forward_context = contextlib.nullcontext
         self.start_step = self.step = 0
@@ -312,14 +398,12 @@ class Trainer:
     def one_step(self) -> None:
         x, y = next(self.batches)
         self.x = x.to(self.device, non_blocking=True)
-        self.y = y.to(self.device) if self.conditional else None
+        self.y = y.to(self.device)
         self._run("before_step")
         with self.forward_context():
-            self.loss = diffusion_loss(self.net, self.x, self.schedule, self.gen, labels=self.y,
-                                       config=getattr(self.model, "config", None))
+            self.loss = self.loss_fn(self, (self.x, self.y))
         value = self.loss.item()
         if self.world > 1:  # the loss of the whole batch, the same number in every process
-            from course_utils import distributed as dist
             value = dist.mean(value, self.device)
         if not math.isfinite(value):
             saved = [cb.path for cb in self.callbacks if isinstance(cb, Checkpointer)]
@@ -347,49 +431,80 @@ class Trainer:
         return self.history
 
 
-def train(model: torch.nn.Module, data: FashionData, steps: int, *, lr: float = 1e-3, batch_size: int = 128,
-          seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
-          ema_decay: float | None = None, checkpoint: str | Path | None = None, save_every: int = SAVE_EVERY,
-          resume: bool = False, preset: str | None = None, conditional: bool = False,
-          history: History | None = None, meta: dict | None = None, callbacks: list[Callback] = (),
-          compile: bool = False) -> History:
+@dataclass
+class TrainOptions:
+    """Everything :func:`train` takes besides the model, the data and the steps; each field is also a keyword of
+    :func:`train` (``train(model, data, 500, lr=1e-3, ema_decay=0.999)``)."""
+
+    lr: float = 1e-3
+    batch_size: int = 128
+    seed: int = 0
+    device: torch.device | str | None = None
+    progress: bool = True                 # a progress bar (rank 0 only)
+    ema_decay: float | None = None        # an EMA of the weights (EMA callback)
+    checkpoint: str | Path | None = None  # saved there atomically every save_every steps and at the end
+    save_every: int = SAVE_EVERY
+    resume: bool = False                  # continue from checkpoint (Resume callback)
+    preset: str | None = None             # the name recorded in the checkpoint and shown by the progress bar
+    conditional: bool = False             # train with class labels (classifier-free guidance)
+    history: History | None = None        # a history to append to
+    meta: dict | None = None              # extra metadata for the checkpoint
+    callbacks: list[Callback] = ()
+    compile: bool = False                 # torch.compile the forward pass (Compile callback)
+
+    def __post_init__(self):
+        check_ema(self.ema_decay)
+        if self.checkpoint is not None and (not isinstance(self.save_every, int) or self.save_every < 1):
+            raise CourseError(f"save_every must be a whole number >= 1, got {self.save_every!r}. Fix: e.g. "
+                              f"save_every={SAVE_EVERY}.")
+
+    @classmethod
+    def of(cls, options: "TrainOptions | None", keywords: dict) -> "TrainOptions":
+        """``options`` (default: the defaults) with ``keywords`` replacing fields; an unknown keyword is named."""
+        names = [f.name for f in fields(cls)]
+        unknown = [k for k in keywords if k not in names]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], names, n=1) or [n for n in names if n.startswith(unknown[0])]
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"train() got an unknown keyword {unknown[0]!r}.{hint} Its keywords are: "
+                            f"{', '.join(names)}.")
+        return replace(options or cls(), **keywords)
+
+    def callback_list(self) -> list[Callback]:
+        """The given callbacks, then those the options ask for: Resume, EMA, Compile, Checkpointer, ProgressBar."""
+        cbs = list(self.callbacks)
+        if self.resume:
+            cbs.append(Resume(self.checkpoint))
+        if self.ema_decay:
+            cbs.append(EMA(self.ema_decay))
+        if self.compile:
+            cbs.append(Compile())
+        if self.checkpoint is not None and dist.is_main():
+            cbs.append(Checkpointer(self.checkpoint, self.save_every, self.preset, self.seed, dict(self.meta or {})))
+        if self.progress and dist.is_main():
+            cbs.append(ProgressBar(f"training {self.preset or ''}".strip()))
+        return cbs
+
+
+def train(model: torch.nn.Module, data: FashionData, steps: int, options: TrainOptions | None = None,
+          **keywords) -> History:
     """Train ``model`` to predict noise for ``steps`` optimizer steps; returns the loss history.
 
-    With ``checkpoint`` the model (and optimizer, EMA) are saved there atomically every ``save_every``
-    steps and at the end; ``resume=True`` continues from that file. A NaN or infinite loss stops
-    training with :class:`TrainingDiverged`; the last checkpoint stays as it was. ``callbacks`` add
-    behaviour (an LR schedule, gradient clipping, autocast: see :class:`Callback`). ``compile`` runs the forward
-    pass through ``torch.compile`` (worth it on a GPU). Under torchrun every process trains its shard of each batch
-    (:mod:`course_utils.distributed`) and only rank 0 writes the checkpoint and draws the progress bar.
+    The keywords are the fields of :class:`TrainOptions` (or pass ``options``): ``lr``, ``batch_size``, ``seed``,
+    ``device``, ``progress``, ``ema_decay``, ``checkpoint``, ``save_every``, ``resume``, ``preset``,
+    ``conditional``, ``history``, ``meta``, ``callbacks``, ``compile``. With ``checkpoint`` the model (and optimizer,
+    EMA) are saved there atomically every ``save_every`` steps and at the end; ``resume=True`` continues from that
+    file (the :class:`Resume` callback). A NaN or infinite loss stops training with :class:`TrainingDiverged`; the
+    last checkpoint stays as it was. ``callbacks`` add behaviour (an LR schedule, gradient clipping, autocast: see
+    :class:`Callback`). ``compile`` runs the forward pass through ``torch.compile`` (worth it on a GPU). Under
+    torchrun every process trains its shard of each batch (:mod:`course_utils.distributed`) and only rank 0 writes
+    the checkpoint and draws the progress bar.
     """
-    from course_utils import distributed as dist
-    check_ema(ema_decay)
-    if resume and (checkpoint is None or not Path(checkpoint).is_file()):
-        raise CourseError(f"--resume needs an existing checkpoint, but {checkpoint} does not exist. "
-                          "Fix: train without --resume first.")
-    cbs = list(callbacks)
-    ema = EMA(ema_decay) if ema_decay else None
-    if ema is not None:
-        cbs.append(ema)
-    if checkpoint is not None and dist.is_main():
-        cbs.append(Checkpointer(checkpoint, save_every, preset, seed, dict(meta or {})))
-    if progress and dist.is_main():
-        cbs.append(ProgressBar())
-    tr = Trainer(model, data, steps, lr=lr, batch_size=batch_size, seed=seed, device=device,
-                 conditional=conditional, preset=preset, callbacks=cbs, history=history, compile=compile)
-    if resume:
-        if ema is not None:
-            ema.before_fit(tr)  # build the averaged copy so the checkpoint's EMA weights can be loaded into it
-        header = load_training_state(checkpoint, tr.model, tr.opt, tr.ema)
-        m = header.get("meta", {})
-        start = int(m.get("step", 0))
-        tr.history.losses = list(m.get("losses", []))[:start]
-        tr.history.seconds = float(m.get("seconds", 0.0))
-        if start >= steps:
-            print(f"{checkpoint} already holds {start} steps (asked for {steps}); nothing to do.")
-        tr.seek(start)
-        if ema is not None:
-            ema.resumed(start)
+    o = TrainOptions.of(options, keywords)
+    tr = Trainer(model, data, steps, lr=o.lr, batch_size=o.batch_size, seed=o.seed, device=o.device,
+                 loss_fn=DiffusionLoss(conditional=o.conditional), callbacks=o.callback_list())
+    if o.history is not None:
+        tr.history = o.history
     return tr.fit()
 
 
@@ -425,12 +540,11 @@ def recompute_batchnorm(model: torch.nn.Module, data: FashionData, batches: int 
 
 def load_history(path: str | Path) -> History:
     """The loss history written by :func:`save_history`."""
-    import json
     h = json.loads(Path(path).read_text())
     return History(losses=h["losses"], seconds=h["seconds"], steps=h["steps"])
 
 
 def save_history(path: str | Path, history: History) -> None:
-    import json
+    """Write ``history`` (losses, seconds, steps) as JSON, atomically."""
     atomic_write_text(path, json.dumps({"losses": history.losses, "seconds": history.seconds,
                                         "steps": history.steps}))

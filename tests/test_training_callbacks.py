@@ -3,8 +3,9 @@ import pytest
 import torch
 
 import course_utils as cu
+from course_utils.checkpoints import load_checkpoint
 from course_utils.data import FashionData
-from course_utils.train import EMA, Autocast, Callback, GradClip, LRSchedule, Trainer, train
+from course_utils.train import Autocast, Callback, GradClip, LRSchedule, Trainer, train
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,11 @@ class Recorder(Callback):
 
     def before_fit(self, tr): self.events.append("before_fit")
     def before_step(self, tr): self.events.append("before_step")
-    def after_step(self, tr): self.events.append("after_step"); self.lrs.append(tr.opt.param_groups[0]["lr"])
     def after_fit(self, tr): self.events.append("after_fit")
+
+    def after_step(self, tr):
+        self.events.append("after_step")
+        self.lrs.append(tr.opt.param_groups[0]["lr"])
 
     def after_backward(self, tr):
         self.events.append("after_backward")
@@ -88,7 +92,6 @@ def test_ema_averages_batchnorm_statistics_too(tiny_data):
 
 def test_ema_resume_continues_the_warm_up(tmp_path, tiny_data):
     """After --resume the EMA goes on from the saved average with the decay of step 3, 4, 5 (not of step 0)."""
-    from course_utils.checkpoints import load_checkpoint
     ck = tmp_path / "r.safetensors"
     torch.manual_seed(0)
     train(cu.build("baseline"), tiny_data, 3, batch_size=32, progress=False, device="cpu", ema_decay=0.9,

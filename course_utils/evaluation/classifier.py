@@ -17,21 +17,27 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save
 
+from course_utils.data import load
 from course_utils.errors import CheckpointError, CourseError
 from course_utils.paths import checkpoint_dir
 from course_utils.system import atomic_write_bytes, atomic_write_text, git_commit, hardware, pick_device
+from course_utils.train import ProgressBar, TorchScheduler, Trainer
 
 CLASSIFIER_NAME = "classifier.safetensors"
 
 FORMAT = "ddpm-course-classifier/1"
 REGENERATE = "python -m course_utils train-classifier"
 FEATURE_DIM = 256
+LABEL_SMOOTHING = 0.05
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -98,76 +104,94 @@ def accuracy(model: FashionClassifier, images: torch.Tensor, labels: torch.Tenso
 
 
 
-def train_classifier(epochs: int = 4, seed: int = 0, batch_size: int = 128, lr: float = 2e-3,
-                     device: str | torch.device | None = None, steps: int | None = None,
-                     progress: bool = True, train_data=None, test_data=None,
+@dataclass
+class ClassifierRun:
+    """How the classifier is trained; each field is also a keyword of :func:`train_classifier`. ``steps`` overrides
+    ``epochs`` (an epoch is ``len(train) // batch_size`` steps); ``threads`` sets torch's CPU threads while training
+    (1 is much faster than 2 on a busy 2-core machine)."""
+
+    epochs: int = 4
+    seed: int = 0
+    batch_size: int = 128
+    lr: float = 2e-3
+    device: str | torch.device | None = None
+    steps: int | None = None
+    progress: bool = True
+    threads: int | None = None
+
+    def __post_init__(self):
+        if self.threads is not None and self.threads < 1:
+            raise CourseError(f"threads must be at least 1, got {self.threads}.")
+        if self.epochs < 1 and self.steps is None:
+            raise CourseError(f"epochs must be at least 1, got {self.epochs}.")
+        if self.steps is not None and self.steps < 1:
+            raise CourseError(f"steps must be at least 1, got {self.steps}.")
+
+
+def classification_loss(tr: Trainer, batch) -> torch.Tensor:
+    """The classifier's step for :class:`course_utils.train.Trainer`: cross-entropy with label smoothing 0.05."""
+    x, y = batch
+    return F.cross_entropy(tr.net(x), y, label_smoothing=LABEL_SMOOTHING)
+
+
+def one_cycle(lr: float, total: int) -> TorchScheduler:
+    """Adam's learning rate (and beta1) on a one-cycle schedule over ``total`` steps, 20% of them warming up."""
+    pct = 0.2 if total != 5 else 0.25  # torch's OneCycleLR divides by zero when pct_start * total_steps == 1
+    return TorchScheduler(lambda opt: torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total,
+                                                                          pct_start=pct))
+
+
+def train_classifier(run: ClassifierRun | None = None, *, train_data=None, test_data=None,
                      out: str | Path | None = None, command: str | None = None,
-                     threads: int | None = None) -> tuple[FashionClassifier, dict]:
+                     **keywords) -> tuple[FashionClassifier, dict]:
     """Train the classifier on the train split (random flips), measure accuracy on the test split.
 
-    Adam with a one-cycle learning-rate schedule, label smoothing 0.05. ``steps`` overrides
-    ``epochs`` (468 steps of 128 make an epoch; tests use a handful). With ``out`` the weights and the
-    manifest are written there (``out`` and ``out`` with ``.json``). ``threads`` sets torch's CPU
-    threads while training (1 is much faster than 2 on a busy 2-core machine). Returns (model, manifest).
+    The keywords are the fields of :class:`ClassifierRun` (``epochs``, ``seed``, ``batch_size``, ``lr``,
+    ``device``, ``steps``, ``progress``, ``threads``). Adam with a one-cycle learning-rate schedule, label smoothing
+    0.05, in :class:`course_utils.train.Trainer` with :func:`classification_loss` as its step. With ``out`` the
+    weights and the manifest are written there (``out`` and ``out`` with ``.json``). Returns (model, manifest).
     """
+    names = [f.name for f in fields(ClassifierRun)]
+    unknown = [k for k in keywords if k not in names]
+    if unknown:
+        raise TypeError(f"train_classifier() got an unknown keyword {unknown[0]!r}. Its keywords are: "
+                        f"{', '.join(names)}, train_data, test_data, out, command.")
+    run = replace(run or ClassifierRun(), **keywords)
     old_threads = torch.get_num_threads()
-    if threads is not None:
-        if threads < 1:
-            raise CourseError(f"threads must be at least 1, got {threads}.")
-        torch.set_num_threads(threads)
+    if run.threads is not None:
+        torch.set_num_threads(run.threads)
     try:
-        return _train(epochs, seed, batch_size, lr, device, steps, progress, train_data, test_data, out, command)
+        return _fit(run, train_data if train_data is not None else load("train"),
+                    test_data if test_data is not None else load("test"), out, command)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _train(epochs, seed, batch_size, lr, device, steps, progress, train_data, test_data, out, command):
-    from course_utils.data import Batches, load
-    if epochs < 1 and steps is None:
-        raise CourseError(f"epochs must be at least 1, got {epochs}.")
-    if steps is not None and steps < 1:
-        raise CourseError(f"steps must be at least 1, got {steps}.")
-    device = pick_device(str(device) if device is not None else None)
-    train_data = train_data if train_data is not None else load("train")
-    test_data = test_data if test_data is not None else load("test")
-    per_epoch = max(1, len(train_data) // batch_size)
-    total = steps if steps is not None else epochs * per_epoch
-    torch.manual_seed(seed)
+def _fit(run: ClassifierRun, train_data, test_data, out, command) -> tuple[FashionClassifier, dict]:
+    device = pick_device(str(run.device) if run.device is not None else None)
+    per_epoch = max(1, len(train_data) // run.batch_size)
+    total = run.steps if run.steps is not None else run.epochs * per_epoch
+    torch.manual_seed(run.seed)
     model = FashionClassifier().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total, pct_start=0.2)
-    batches = Batches(train_data.to(device) if hasattr(train_data, "to") else train_data, batch_size, seed=seed)
-    it = range(total)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc="classifier", leave=False)
-    model.train()
+    callbacks = [one_cycle(run.lr, total)] + ([ProgressBar("classifier", leave=False)] if run.progress else [])
+    rng = torch.get_rng_state()
+    tr = Trainer(model, train_data, total, lr=run.lr, batch_size=run.batch_size, seed=run.seed, device=device,
+                 loss_fn=classification_loss, callbacks=callbacks)
+    torch.set_rng_state(rng)  # Trainer reseeds torch; dropout goes on from where the initialisation left it
     t0, c0 = time.perf_counter(), time.process_time()
-    running = None
-    for _ in it:
-        x, y = next(batches)
-        loss = F.cross_entropy(model(x), y.to(device), label_smoothing=0.05)
-        if not torch.isfinite(loss):
-            raise CourseError("the classifier's loss became NaN/inf. Fix: lower --lr or use another --seed.")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        lv = float(loss.detach())
-        running = lv if running is None else 0.98 * running + 0.02 * lv
-        if progress and hasattr(it, "set_postfix"):
-            it.set_postfix(loss=f"{running:.3f}", refresh=False)
+    losses = tr.fit().losses
     seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - c0
-    model.eval()
+    running = losses[0]
+    for value in losses[1:]:
+        running = 0.98 * running + 0.02 * value
     acc = accuracy(model, test_data.images, test_data.labels)
-    threads_used = torch.get_num_threads()
     manifest = {
-        "command": command or f"python -m course_utils train-classifier --epochs {epochs} --seed {seed}",
+        "command": command or f"python -m course_utils train-classifier --epochs {run.epochs} --seed {run.seed}",
         "git_commit": git_commit(), "epochs": round(total / per_epoch, 3), "steps": total,
-        "batch_size": batch_size, "seed": seed, "wall_seconds": round(seconds, 1),
+        "batch_size": run.batch_size, "seed": run.seed, "wall_seconds": round(seconds, 1),
         "cpu_seconds": round(cpu_seconds, 1),
-        "hardware": {**hardware(), "threads": threads_used, "device": str(device)}, "test_accuracy": round(acc, 4),
-        "test_images": len(test_data), "final_train_loss": round(running, 4),
+        "hardware": {**hardware(), "threads": torch.get_num_threads(), "device": str(device)},
+        "test_accuracy": round(acc, 4), "test_images": len(test_data), "final_train_loss": round(running, 4),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "architecture": {"widths": list(model.widths), "feature_dim": model.feature_dim},
     }
@@ -188,8 +212,6 @@ def classifier_path() -> Path:
 
 def save_classifier(model: FashionClassifier, path: str | Path | None = None, manifest: dict | None = None) -> Path:
     """Write the weights (safetensors, atomically) and, if given, the manifest JSON next to them."""
-    from safetensors.torch import save
-
     path = Path(path) if path is not None else classifier_path()
     if path.suffix != ".safetensors":
         raise CourseError(f"the classifier is saved as .safetensors; got {path}. Fix: --out NAME.safetensors")
@@ -206,8 +228,6 @@ def save_classifier(model: FashionClassifier, path: str | Path | None = None, ma
 
 def load_classifier(path: str | Path | None = None, device: str | torch.device = "cpu") -> FashionClassifier:
     """Load the shipped classifier (or ``path``) in eval mode. Missing/corrupt files raise CheckpointError."""
-    from safetensors import SafetensorError, safe_open
-    from safetensors.torch import load_file
     shipped = classifier_path()
     path = Path(path) if path is not None else shipped
     if path == shipped:
