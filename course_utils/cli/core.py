@@ -7,15 +7,30 @@ from pathlib import Path
 
 import torch
 
-from course_utils.cli.common import (budget_parent, checkpoint_parent, device_parent, positive, sampler_kwargs,
-                                     sampler_parent, variant_parent)
+from course_utils import distributed as dist
+from course_utils import plotting
+from course_utils.checkpoints import load_checkpoint
+from course_utils.cli.common import (
+    budget_parent,
+    checkpoint_parent,
+    device_parent,
+    positive,
+    sampler_kwargs,
+    sampler_parent,
+    variant_parent,
+)
+from course_utils.data import load
+from course_utils.diffusion import describe_sampler, sample
 from course_utils.errors import CourseError
-from course_utils.train import SAVE_EVERY
+from course_utils.model.cost import sample_gflops_per_image, train_gflops
+from course_utils.model.unet import PRESETS, build, count_params, get_preset
+from course_utils.paths import cache_dir
+from course_utils.study.runs import resolve, run_dir, train_preset
+from course_utils.system import ensure_writable
+from course_utils.train import SAVE_EVERY, Autocast, get_budget
 
 
 def cmd_variants(args) -> int:
-    from course_utils.model.cost import sample_gflops_per_image, train_gflops
-    from course_utils.model.unet import PRESETS, build, count_params
     rows = [{"name": p.name, "params": count_params(build(p.name)), "train_gflops": round(train_gflops(p.config), 3),
              "sample_gflops_per_image": round(sample_gflops_per_image(p.config), 4), "description": p.description,
              "kind": p.kind, "idea": p.idea, "notebook": p.notebook} for p in PRESETS.values()]
@@ -35,8 +50,6 @@ def cmd_variants(args) -> int:
 
 
 def cmd_data(args) -> int:
-    from course_utils.data import load
-    from course_utils.paths import cache_dir
     t0 = time.perf_counter()
     for split in ("train", "test"):
         d = load(split)
@@ -47,13 +60,6 @@ def cmd_data(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from course_utils import distributed as dist
-    from course_utils import plotting
-    from course_utils.system import ensure_writable
-    from course_utils.diffusion import sample
-    from course_utils.model.unet import get_preset
-    from course_utils.study.runs import run_dir, train_preset
-    from course_utils.train import Autocast, get_budget
     get_preset(args.variant)
     budget = get_budget(args.budget)
     out = Path(args.out) if args.out else run_dir(args.variant, budget.name, args.seed)
@@ -89,10 +95,6 @@ def cmd_train(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from course_utils import plotting
-    from course_utils.checkpoints import load_checkpoint
-    from course_utils.diffusion import describe_sampler, sample
-    from course_utils.study.runs import resolve
     kwargs = sampler_kwargs(args)
     out = Path(args.out)
     if out.suffix.lower() != ".png":

@@ -4,14 +4,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from course_utils.cli.common import (checkpoint_parent, device_parent, positive, sampler_kwargs,
-                                     sampler_parent, variant_parent)
+from course_utils.checkpoints import load_checkpoint
+from course_utils.cli.common import (
+    checkpoint_parent,
+    device_parent,
+    positive,
+    sampler_kwargs,
+    sampler_parent,
+    variant_parent,
+)
+from course_utils.diffusion import describe_sampler
 from course_utils.errors import CourseError
+from course_utils.evaluation.classifier import classifier_path, manifest_path, train_classifier
+from course_utils.evaluation.evaluate import MAX_N, default_classifier, evaluate, format_report
+from course_utils.evaluation.guidance import WEIGHTS, format_sweep, guidance_sweep
+from course_utils.study.runs import resolve
+from course_utils.system import ensure_writable
 
 
 def cmd_train_classifier(args) -> int:
-    from course_utils.system import ensure_writable
-    from course_utils.evaluation.classifier import classifier_path, manifest_path, train_classifier
     out = Path(args.out) if args.out else classifier_path()
     if out.suffix != ".safetensors":
         raise CourseError(f"--out must name a .safetensors file, got {out}.")
@@ -26,10 +37,6 @@ def cmd_train_classifier(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from course_utils.checkpoints import load_checkpoint
-    from course_utils.diffusion import describe_sampler
-    from course_utils.evaluation.evaluate import MAX_N, default_classifier, evaluate, format_report
-    from course_utils.study.runs import resolve
     kwargs = sampler_kwargs(args)
     if args.n < 2 or args.n > MAX_N:
         raise CourseError(f"-n must lie between 2 and {MAX_N} (the test split's size), got {args.n}.")
@@ -38,7 +45,6 @@ def cmd_evaluate(args) -> int:
     model, header = load_checkpoint(path, preset, device=args.device or "cpu")
     how = describe_sampler(args.sampler, args.steps, args.eta, model.config.T)
     if model.config.num_classes:  # class-conditional: accuracy, FID and diversity per guidance weight
-        from course_utils.evaluation.guidance import WEIGHTS, format_sweep, guidance_sweep
         per_class = max(1, args.n // model.config.num_classes)
         if not args.json:
             print(f"evaluating the class-conditional {args.variant} from {path}: {per_class} samples per class at "

@@ -2,13 +2,23 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
-from course_utils.cli.common import (budget_parent, checkpoint_parent, device_parent, fraction, positive,
-                                     positive_float)
+from course_utils import figures
+from course_utils.cli.common import budget_parent, checkpoint_parent, device_parent, fraction, positive, positive_float
+from course_utils.errors import CourseError
+from course_utils.lessons.noise_schedule import SETTINGS
+from course_utils.study import best as be
+from course_utils.study import compute as co
+from course_utils.study import schedules as sc
+from course_utils.study import ship as sh
+from course_utils.study.ablation import ablate
+from course_utils.study.bench import bench, format_bench
+from course_utils.study.recipe import ema_check, markdown
+from course_utils.study.samplers import compare_samplers, samplers_dir
 
 
 def cmd_bench(args) -> int:
-    from course_utils.study.bench import bench, format_bench
     result = bench(args.variants or None, repeats=args.repeats, steps=args.steps, samples=args.samples,
                    device=args.device)
     print(json.dumps(result, indent=1) if args.json else format_bench(result))
@@ -16,7 +26,6 @@ def cmd_bench(args) -> int:
 
 
 def cmd_ablate(args) -> int:
-    from course_utils.study.ablation import ablate
     result = ablate(args.budget, seeds=args.seeds, presets=args.presets or None, n=args.n, out=args.out,
                     retrain=args.retrain, steps=args.steps)
     print(result["table"])
@@ -25,14 +34,12 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_ship(args) -> int:
-    from course_utils.study.ship import ship
-    ship(args.steps, args.seeds, args.n, args.final_steps, args.final_n, args.ema, args.checkpoints, args.results,
+    sh.ship(args.steps, args.seeds, args.n, args.final_steps, args.final_n, args.ema, args.checkpoints, args.results,
          skip_final=args.skip_final, skip_ladder=args.skip_ladder, command=args.command_line)
     return 0
 
 
 def cmd_compare_samplers(args) -> int:
-    from course_utils.study.samplers import compare_samplers, samplers_dir
     result = compare_samplers(args.name, args.checkpoint, n=args.n, steps=args.steps, etas=args.eta, seed=args.seed,
                               out=args.out)
     out = args.out or samplers_dir(args.name)
@@ -41,21 +48,17 @@ def cmd_compare_samplers(args) -> int:
 
 
 def cmd_study(args) -> int:
-    from dataclasses import replace
-
-    from course_utils.errors import CourseError
-    from course_utils.study import compute
-    name = args.name or compute.RECIPES[args.recipe or "original"]
-    st = compute.get_study(name)
-    if args.recipe and args.name and args.name not in compute.STUDIES:  # a study of its own under that recipe
-        st = replace(compute.STUDIES[compute.RECIPES[args.recipe]], name=args.name)
+    name = args.name or co.RECIPES[args.recipe or "original"]
+    st = co.get_study(name)
+    if args.recipe and args.name and args.name not in co.STUDIES:  # a study of its own under that recipe
+        st = replace(co.STUDIES[co.RECIPES[args.recipe]], name=args.name)
     if args.lr or args.batch_size or args.ema or args.lr_schedule:
         base = st.recipe
-        st = replace(st, recipe=compute.make_recipe(args.lr or base["lr"], args.batch_size or base["batch_size"],
+        st = replace(st, recipe=co.make_recipe(args.lr or base["lr"], args.batch_size or base["batch_size"],
                                                     args.ema or base["ema"],
                                                     args.lr_schedule or base.get("lr_schedule", "constant")))
     if args.summary:
-        out = compute.summarize(st.name)
+        out = co.summarize(st.name)
     else:
         plan = None
         if args.only:
@@ -66,22 +69,20 @@ def cmd_study(args) -> int:
                     raise CourseError(f"--only {item!r}: write PRESET, PRESET:SEED or PRESET:SEED:steps (the "
                                       "finished equal-step run), e.g. baseline:1 or baseline:0:steps.")
                 plan.append((preset, int(seed), kind))
-        out = compute.study(st, plan=plan, max_runs=args.max_runs, device=args.device)
-    print(compute.markdown(out) if out["rows"] else "no finished milestone yet")
-    print(f"results in {compute.study_dir(st.name)}")
+        out = co.study(st, plan=plan, max_runs=args.max_runs, device=args.device)
+    print(co.markdown(out) if out["rows"] else "no finished milestone yet")
+    print(f"results in {co.study_dir(st.name)}")
     return 0
 
 
 def cmd_best_cpu(args) -> int:
-    from course_utils.study.best import BEST, COND, COND_NAME, NAME, ship_best
-    recipe = {**(COND if args.conditional else BEST), **({"steps": args.steps} if args.steps else {})}
-    ship_best(recipe, n=args.n, checkpoints=args.checkpoints, command=args.command_line, device=args.device,
-              name=COND_NAME if args.conditional else NAME)
+    recipe = {**(be.COND if args.conditional else be.BEST), **({"steps": args.steps} if args.steps else {})}
+    be.ship_best(recipe, n=args.n, checkpoints=args.checkpoints, command=args.command_line, device=args.device,
+              name=be.COND_NAME if args.conditional else be.NAME)
     return 0
 
 
 def cmd_figures(args) -> int:
-    from course_utils import figures
     if args.list:
         for name, fn in figures.registry().items():
             doc = (fn.__doc__ or "").strip().split("\n")[0]
@@ -93,7 +94,6 @@ def cmd_figures(args) -> int:
 
 
 def cmd_compare_schedules(args) -> int:
-    from course_utils.study import schedules as sc
     result = sc.compare_schedules(args.schedules or None, seeds=tuple(range(args.seeds)), preset=args.preset,
                                   steps=args.steps, n=args.n, out=args.out, device=args.device)
     print(sc.markdown(result))
@@ -102,12 +102,11 @@ def cmd_compare_schedules(args) -> int:
 
 
 def cmd_ema_check(args) -> int:
-    from course_utils.study.recipe import ema_check, markdown
     print(markdown(ema_check(args.preset, steps=args.steps, ema=args.ema, n=args.n, device=args.device)))
     return 0
 
 
-def add_parsers(sub) -> None:
+def _add_bench(sub) -> None:
     s = sub.add_parser("bench", parents=[device_parent()],
                        help="training and sampling speed per preset (medians), beside its FLOPs",
                        description="Measure the data pipeline, training steps/s (batch 128) and sampling images/s "
@@ -121,6 +120,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_bench)
 
+
+def _add_compare_samplers(sub) -> None:
     s = sub.add_parser("compare-samplers", parents=[checkpoint_parent()],
                        help="DDIM at several step counts against 150-step DDPM: Fashion-FID and images/s",
                        description="Evaluate one trained model with the DDPM sampler (all T steps) and with DDIM at each "
@@ -136,6 +137,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--out", help="results folder (default results/samplers/NAME)")
     s.set_defaults(func=cmd_compare_samplers)
 
+
+def _add_ema_check(sub) -> None:
     s = sub.add_parser("ema-check", parents=[device_parent()],
                        help="does the EMA meet the right BatchNorm statistics? FID five ways along one run",
                        description="Train PRESET once with an EMA (resumable), and at each --steps evaluate the raw and "
@@ -147,7 +150,8 @@ def add_parsers(sub) -> None:
     s.add_argument("-n", type=positive, default=500, help="samples per evaluation (default 500)")
     s.set_defaults(func=cmd_ema_check)
 
-    from course_utils.study import compute as co
+
+def _add_study(sub) -> None:
     s = sub.add_parser("study", parents=[device_parent()],
                        help="the compute-aware study: every rung to the same training compute, FID along the way",
                        description="Train every ladder rung to the same training compute (a cheaper rung gets more "
@@ -177,8 +181,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--ema", type=fraction, help=f"EMA decay (default {co.RECIPE['ema']})")
     s.set_defaults(func=cmd_study)
 
-    from course_utils.study import schedules as sc
-    from course_utils.lessons.noise_schedule import SETTINGS
+
+def _add_compare_schedules(sub) -> None:
     s = sub.add_parser("compare-schedules", parents=[device_parent()],
                        help="the noise schedules on one preset at equal steps: FID, dark fraction, class entropy",
                        description="Train PRESET under each noise schedule (linear, cosine, linear_scaled, "
@@ -195,7 +199,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--out", help="results folder (default results/schedules/PRESET)")
     s.set_defaults(func=cmd_compare_schedules)
 
-    from course_utils.study import best as be
+
+def _add_best_cpu(sub) -> None:
     s = sub.add_parser("best-cpu", parents=[device_parent()],
                        help="train and ship the best U-Net for 30 minutes of a 2-core CPU (checkpoints/best-cpu)",
                        description=f"Train {be.BEST['preset']} with {be.BEST.get('overrides') or 'its own config'} "
@@ -216,6 +221,8 @@ def add_parsers(sub) -> None:
                         f"{be.SWEEP['sampler'].upper()} {be.SWEEP['steps']} steps, at w = 0, 0.5, 1, 2, 4); notebook 10")
     s.set_defaults(func=cmd_best_cpu)
 
+
+def _add_figures(sub) -> None:
     s = sub.add_parser("figures", help="draw the walkthroughs' figures into walkthroughs/figures/",
                        description="Draw every figure of the walkthroughs from the shipped checkpoints and results "
                                    "into walkthroughs/figures/ (a figure is code in course_utils/figures, never a "
@@ -225,6 +232,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--list", action="store_true", help="name every figure and what it shows, and stop")
     s.set_defaults(func=cmd_figures)
 
+
+def _add_ablate(sub) -> None:
     s = sub.add_parser("ablate", parents=[budget_parent()],
                        help="train and evaluate the ladder and the leave-one-out presets; write a table",
                        description="Train every preset (or those named) for the same number of steps under a budget "
@@ -240,7 +249,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--retrain", action="store_true", help="train again even if a run of this budget exists")
     s.set_defaults(func=cmd_ablate)
 
-    from course_utils.study import ship as sh
+
+def _add_ship(sub) -> None:
     s = sub.add_parser(
         "ship", help="regenerate everything shipped: the ablation, the equal-step ladder checkpoints, the final model",
         description="Regenerate the shipped results and checkpoints: (1) the final optimized model "
@@ -261,3 +271,15 @@ def add_parsers(sub) -> None:
     s.add_argument("--checkpoints", metavar="DIR", help="where to write checkpoints (default checkpoints/)")
     s.add_argument("--results", metavar="DIR", help="where to write the ablation (default results/ablation/ladder)")
     s.set_defaults(func=cmd_ship)
+
+
+def add_parsers(sub) -> None:
+    _add_bench(sub)
+    _add_compare_samplers(sub)
+    _add_ema_check(sub)
+    _add_study(sub)
+    _add_compare_schedules(sub)
+    _add_best_cpu(sub)
+    _add_figures(sub)
+    _add_ablate(sub)
+    _add_ship(sub)
