@@ -118,8 +118,10 @@ class Callback:
     """A hook into :class:`Trainer`, in the style of fast.ai's miniai: override any of the methods below.
 
     Each receives the trainer, whose attributes (``model``, ``opt``, ``step``, ``x``, ``loss``, ``history``, ...)
-    it may read and change. Callbacks run in the order of their ``order`` attribute (lower first). Examples: an
-    LR schedule (:class:`LRSchedule`), gradient clipping (:class:`GradClip`), mixed precision (:class:`Autocast`).
+    it may read and change. Callbacks run in the order of their ``order`` attribute (lower first). The course's
+    own: :class:`Resume` (continue a checkpoint), :class:`EMA`, :class:`Checkpointer`, :class:`ProgressBar`, an LR
+    schedule (:class:`LRSchedule`, or any torch scheduler through :class:`TorchScheduler`), gradient clipping
+    (:class:`GradClip`), mixed precision (:class:`Autocast`) and :class:`Compile`.
     """
 
     order = 0
