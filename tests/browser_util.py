@@ -163,6 +163,11 @@ class LabServer:
         shutil.copy2(path, self.root / Path(path).name)
         return Path(path).name
 
+    def write_notebook(self, name: str, nb: dict) -> str:
+        """Write a notebook (nbformat JSON) into the served folder; returns its name there."""
+        (self.root / name).write_text(json.dumps(nb, indent=1))
+        return name
+
     # -- use --------------------------------------------------------------------------------
     def api(self, path: str) -> str:
         return f"{self.base_url}/api/{path}?token={self.token}"
@@ -175,6 +180,24 @@ class LabServer:
         if self.log_path is None or not self.log_path.exists():
             return "(no server log)"
         return self.log_path.read_bytes()[-n:].decode("utf-8", "replace")
+
+    def kernel_cpu_seconds(self) -> float | None:
+        """CPU seconds (user + system) used so far by the server's running kernels: a measure of a notebook's
+        work that, unlike its wall time, does not grow when other programs share the CPU."""
+        if psutil is None or self.proc is None:
+            return None
+        total = 0.0
+        try:
+            for c in psutil.Process(self.proc.pid).children(recursive=True):
+                try:
+                    if "ipykernel" in " ".join(c.cmdline()):
+                        t = c.cpu_times()
+                        total += t.user + t.system + t.children_user + t.children_system
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            return None
+        return total
 
     def shutdown_kernels(self) -> None:
         """Delete every session (which stops its kernel): frees the CPU for the next notebook."""
@@ -234,3 +257,208 @@ class LabServer:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+# ------------------------------------------------------------------------------------------------
+# Which notebooks draw a course widget, found in their code (no list kept by hand)
+# ------------------------------------------------------------------------------------------------
+import ast  # noqa: E402
+import re  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+WIDGETS_PACKAGE = "course_utils.widgets"
+
+
+def widget_entry_points() -> tuple[str, ...]:
+    """Every function that draws a course widget, as "module.function" (course_utils.widgets.ENTRY_POINTS)."""
+    from course_utils.widgets import ENTRY_POINTS
+    return ENTRY_POINTS
+
+
+def _code_cells(nb: dict) -> list[tuple[int, str]]:
+    """(index, source) of every code cell, IPython magics and shell lines blanked so that ast can parse it."""
+    out = []
+    for i, c in enumerate(nb["cells"]):
+        if c["cell_type"] != "code":
+            continue
+        src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+        out.append((i, "\n".join("" if re.match(r"\s*[%!]", line) else line for line in src.splitlines())))
+    return out
+
+
+def _dotted(node, names: dict[str, str]) -> str | None:
+    """The full dotted name a call's function refers to, following the notebook's imports so far."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name) or node.id not in names:
+        return None
+    return ".".join([names[node.id], *reversed(parts)])
+
+
+def _bind_imports(stmt, names: dict[str, str]) -> None:
+    """Record the dotted name each name bound by an import statement refers to."""
+    if isinstance(stmt, ast.Import):
+        for a in stmt.names:
+            bound = a.asname or a.name.split(".")[0]
+            names[bound] = a.name if a.asname else bound
+    elif isinstance(stmt, ast.ImportFrom) and stmt.module and stmt.level == 0:
+        for a in stmt.names:
+            names[a.asname or a.name] = f"{stmt.module}.{a.name}"
+
+
+def _loads(node) -> set[str]:
+    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+
+
+def _root(node) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Call)):
+        node = node.func if isinstance(node, ast.Call) else node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _binds(stmt, modules: frozenset = frozenset()) -> tuple[set[str], set[str]]:
+    """(names the statement binds outright, names it changes in place: x[k] = v, x.a = v, x += v, x.method()).
+    A method call on an imported name (``checkerboard.explorer()``) is not taken to change it."""
+    bound, changed = set(), set()
+
+    def target(t):
+        if isinstance(t, ast.Name):
+            bound.add(t.id)
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            for e in t.elts:
+                target(e)
+        elif isinstance(t, ast.Starred):
+            target(t.value)
+        elif isinstance(t, (ast.Attribute, ast.Subscript)) and _root(t):
+            changed.add(_root(t))
+
+    if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+        bound |= {a.asname or a.name.split(".")[0] for a in stmt.names}
+    elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        bound.add(stmt.name)
+    elif isinstance(stmt, ast.Assign):
+        for t in stmt.targets:
+            target(t)
+    elif isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and stmt.target is not None:
+        target(stmt.target)
+        if isinstance(stmt, ast.AugAssign):
+            changed |= bound
+            bound.clear()
+    elif isinstance(stmt, (ast.For, ast.AsyncFor)):
+        target(stmt.target)
+        for inner in stmt.body + stmt.orelse:
+            b, c = _binds(inner, modules)
+            changed |= b | c
+    elif isinstance(stmt, (ast.With, ast.AsyncWith, ast.If, ast.Try, ast.While)):
+        for item in getattr(stmt, "items", []):
+            if item.optional_vars is not None:
+                target(item.optional_vars)
+        for field_name in ("body", "orelse", "finalbody"):
+            for inner in getattr(stmt, field_name, []):
+                b, c = _binds(inner, modules)
+                changed |= b | c
+        for h in getattr(stmt, "handlers", []):
+            for inner in h.body:
+                b, c = _binds(inner, modules)
+                changed |= b | c
+    elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call) and isinstance(stmt.value.func, ast.Attribute):
+        root = _root(stmt.value.func)
+        if root and root not in modules:  # model.eval(), runs.update(...): may change the object
+            changed.add(root)
+    return bound, changed
+
+
+@dataclass
+class WidgetCall:
+    cell: int               # index of the cell in the notebook
+    entry: str              # "module.function" in course_utils.widgets
+    kind: str               # "quiz" or "explorer"
+    code: str               # the statements of the notebook that this call needs, and the call, in order
+
+
+def _slice(statements: list[tuple[str, object]], upto: int) -> str:
+    """The statements before ``statements[upto]`` that it needs (what defines or changes a name it reads,
+    transitively), then the statement itself: a backward slice of the notebook, one statement at a time."""
+    src, target = statements[upto]
+    modules = frozenset(a.asname or a.name.split(".")[0] for _, st in statements[:upto]
+                        if isinstance(st, (ast.Import, ast.ImportFrom)) for a in st.names)
+    needed, picked = _loads(target), [upto]
+    for i in range(upto - 1, -1, -1):
+        s_src, stmt = statements[i]
+        bound, changed = _binds(stmt, modules)
+        if (bound | changed) & needed:
+            picked.append(i)
+            needed = (needed - bound) | _loads(stmt)
+    return "\n".join(ast.get_source_segment(*statements[i]) for i in sorted(picked))
+
+
+def widget_calls(notebook: Path, entry_points=None) -> list[WidgetCall]:
+    """Every call in the notebook's code that draws a course widget, in cell order, with the code it needs."""
+    entry_points = set(entry_points or widget_entry_points())
+    nb = json.loads(Path(notebook).read_text())
+    names: dict[str, str] = {}
+    statements: list[tuple[str, object]] = []
+    found: list[WidgetCall] = []
+    for index, src in _code_cells(nb):
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for stmt in tree.body:
+            statements.append((src, stmt))
+            if isinstance(stmt, (ast.Import, ast.ImportFrom)):
+                _bind_imports(stmt, names)
+                continue
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Call):
+                    full = _dotted(node.func, names) or ""
+                    entry = full[len(WIDGETS_PACKAGE) + 1:] if full.startswith(WIDGETS_PACKAGE + ".") else ""
+                    if entry in entry_points:
+                        kind = "quiz" if entry.split(".")[-1] == "quiz" else "explorer"
+                        found.append(WidgetCall(index, entry, kind, _slice(statements, len(statements) - 1)))
+    return found
+
+
+@dataclass
+class BrowserCase:
+    """One page of the browser test: a notebook run in full, or the shared notebook of widget cells."""
+    name: str
+    notebook: Path | None           # None: the shared notebook, built from ``cells``
+    explorers: int = 0              # how many explorers its code draws (at least)
+    quizzes: int = 0                # how many quizzes its code draws (at least)
+    cells: list[str] = field(default_factory=list)  # for the shared notebook: the cells' sources
+    sources: list[str] = field(default_factory=list)  # the notebooks its widgets come from
+
+
+SHARED = "00_shared_widgets"
+
+
+def browser_plan(notebooks, entry_points=None) -> list[BrowserCase]:
+    """What the browser test opens: one shared notebook with a cell per widget call found in ``notebooks``. Each
+    cell is that notebook's own code, cut down to the statements the call needs (``_slice``): the imports, the
+    values it is given (``samples`` in 02: the two rungs trained under the budget; ``final`` in 09: the shipped
+    model), and the call. A notebook without a widget gives no cell."""
+    shared = BrowserCase(SHARED, None)
+    for path in notebooks:
+        calls = widget_calls(path, entry_points)
+        for c in calls:
+            shared.cells.append(f"# from {Path(path).name}\n{c.code}")
+            shared.explorers += c.kind == "explorer"
+            shared.quizzes += c.kind == "quiz"
+        if calls:
+            shared.sources.append(Path(path).name)
+    return [shared] if shared.cells else []
+
+
+def shared_notebook(case: BrowserCase, like: Path | None = None) -> dict:
+    """The shared notebook as nbformat JSON (metadata copied from ``like``)."""
+    meta = json.loads(Path(like).read_text())["metadata"] if like else {
+        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}}
+    cells = [{"cell_type": "markdown", "id": "about", "metadata": {},
+              "source": "The widget cells of " + ", ".join(case.sources) + ", gathered by tests/test_browser.py."}]
+    for i, src in enumerate(case.cells):
+        cells.append({"cell_type": "code", "id": f"widget-{i}", "metadata": {}, "execution_count": None,
+                      "outputs": [], "source": src})
+    return {"cells": cells, "metadata": meta, "nbformat": 4, "nbformat_minor": 5}

@@ -151,7 +151,7 @@ def test_every_notebook_ends_with_takeaways_a_quiz_and_a_next_link(path):
     at = [i for i, (kind, src) in enumerate(cells) if kind == "markdown" and src.startswith("## Takeaways")]
     assert len(at) == 1, f"{path.name}: one '## Takeaways' cell, found {len(at)}"
     i = at[0]
-    bullets = [l for l in cells[i][1].splitlines() if re.match(r"^\s*[-*] ", l)]
+    bullets = [line for line in cells[i][1].splitlines() if re.match(r"^\s*[-*] ", line)]
     assert len(bullets) == 3, f"{path.name}: Takeaways has {len(bullets)} bullets, not 3"
     assert cells[-3:] == cells[i:i + 3] and len(cells) == i + 3, f"{path.name}: Takeaways, quiz, link end the notebook"
 
