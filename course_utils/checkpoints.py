@@ -5,6 +5,7 @@ A checkpoint holds the model's weights, optionally an EMA copy and the optimizer
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from course_utils.errors import CheckpointError
+from course_utils.model.unet import PRESETS, UNet, UNetConfig
 from course_utils.system import atomic_write_bytes
 
 FORMAT = "ddpm-course/1"
@@ -90,43 +92,46 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, header
 
 
+def check_diffusion_fits(path, header: dict, preset: str | None, model) -> None:
+    """Refuse to load weights trained for one diffusion process (the file's config; a missing key: its default)
+    into a model configured for another (``model``'s config, or else ``preset``'s)."""
+    have = UNetConfig.from_dict(header["config"]).diffusion
+    if model is not None and isinstance(getattr(model, "config", None), UNetConfig):
+        want, whose = model.config.diffusion, "the model passed in"
+    elif model is None and preset in PRESETS:
+        want, whose = PRESETS[preset].config.diffusion, f"preset {preset!r}"
+    else:
+        return
+    if want == have:
+        return
+    # name the settings that differ (the file's and the model's), and rebuild with the file's non-defaults
+    keys = set(have.changes(want)) | set(have.changes())
+    theirs = {k: v for k, v in dataclasses.asdict(have).items() if k in keys}
+    ours = {k: v for k, v in dataclasses.asdict(want).items() if k in keys}
+    args = ", ".join(f"{k}={v!r}" for k, v in have.changes().items())
+    arch = header.get("preset") or preset or "PRESET"
+    raise CheckpointError(
+        f"{path} was trained for the diffusion settings {theirs}, but {whose} uses {ours}: sampling it with "
+        f"the wrong schedule or prediction target would give wrong images. Fix: load_checkpoint(path) "
+        f"builds the model from the file's own config, or load it into model=build({arch!r}, {args}).")
+
+
 def load_checkpoint(path: str | Path, preset: str | None = None, model: torch.nn.Module | None = None,
                     use_ema: bool = True, device: str | torch.device = "cpu"):
     """Load a checkpoint into a new model (or into ``model``). Returns (model, header).
 
     ``preset`` checks that the file was saved for that preset; loading weights into a model of a
     different shape names the first mismatching layer. The diffusion settings stored in the file's config
-    (schedule, zero_terminal_snr, prediction; absent in old files: the defaults) must match those of ``model``,
-    or of ``preset``'s config: weights trained for one schedule are never silently sampled with another.
+    (its DiffusionConfig; a key absent in an old file: the default) must match those of ``model``, or of
+    ``preset``'s config: weights trained for one schedule are never silently sampled with another.
     """
-    from course_utils.model.unet import DIFFUSION_DEFAULTS, PRESETS, UNet, UNetConfig
-
     tensors, header = read_checkpoint(path)
     saved = header.get("preset")
     if preset is not None and saved is not None and saved != preset:
         raise CheckpointError(f"{path} holds preset {saved!r}, not {preset!r}. Fix: load it as {saved!r} "
                               f"(--checkpoint with VARIANT {saved}) or pick the checkpoint of {preset!r}.")
     if isinstance(header.get("config"), dict):
-        have = {k: header["config"].get(k, v) for k, v in DIFFUSION_DEFAULTS.items()}
-        if model is not None and hasattr(model, "config"):
-            want, whose = model.config, "the model passed in"
-        elif model is None and preset in PRESETS:
-            want, whose = PRESETS[preset].config, f"preset {preset!r}"
-        else:
-            want = None
-        if want is not None and hasattr(want, "diffusion") and want.diffusion() != have:
-            need = want.diffusion()
-            # name the settings that differ (the file's and the model's), and rebuild with the file's non-defaults
-            keys = [k for k in DIFFUSION_DEFAULTS if have[k] != need[k] or have[k] != DIFFUSION_DEFAULTS[k]]
-            have = {k: have[k] for k in keys}
-            need = {k: need[k] for k in keys}
-            args = ", ".join(f"{k}={v!r}" for k, v in have.items() if v != DIFFUSION_DEFAULTS[k])
-            arch = saved or preset or "PRESET"
-            raise CheckpointError(
-                f"{path} was trained for the diffusion settings {have}, but {whose} uses {need}: sampling it with "
-                f"the wrong schedule or prediction target would give wrong images. Fix: load_checkpoint(path) "
-                f"builds the model from the file's own config, or load it into "
-                f"model=build({arch!r}, {args}).")
+        check_diffusion_fits(path, header, preset, model)
     if model is None:
         if "config" not in header:
             raise CheckpointError(f"{path} has no model config; pass the model to load it into.")

@@ -22,23 +22,87 @@ noisy step (t = 1) add noise scaled for t = 0; both choices here use the varianc
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
+from tqdm.auto import tqdm
 
 from course_utils.errors import CourseError
 
 SIGMAS = ("beta", "beta_tilde")
-SCHEDULES = ("linear", "cosine", "linear_scaled")  # the same names as course_utils.model.unet.SCHEDULES
-PREDICTIONS = ("eps", "v")                          # the same names as course_utils.model.unet.PREDICTIONS
+SCHEDULES = ("linear", "cosine", "linear_scaled")
+PREDICTIONS = ("eps", "v")
 COSINE_S = 0.008
 MAX_BETA = 0.999
+T_DEFAULT = 150
 
 
 def check_prediction(prediction: str) -> None:
     if prediction not in PREDICTIONS:
         raise CourseError(f"unknown prediction target {prediction!r}; choose one of {PREDICTIONS} "
                           "('eps': the noise, 'v': sqrt(abar) eps - sqrt(1 - abar) x0).")
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    """The diffusion process a network is trained for, held by its U-Net config (``UNetConfig.diffusion``, and so
+    stored in every checkpoint) so that a model is never sampled with another process (notebook 09).
+
+    ``schedule`` ("linear": beta from ``beta_start`` to ``beta_end``, the original 1e-4..0.02; "cosine";
+    "linear_scaled": beta x 1000/T), ``zero_terminal_snr`` (Lin et al., 2024: rescale that schedule so
+    abar_{T-1} = 0), ``prediction`` ("eps": the noise; "v": sqrt(abar) eps - sqrt(1 - abar) x0) and ``T`` steps.
+    The rescaling is a separate switch, not a fourth schedule name, because it applies to any base schedule, so
+    every combination stays expressible and the config says which base schedule was rescaled. It needs
+    ``prediction="v"``: at abar = 0 the input is pure noise, so an eps-network's answer (eps = x_t) says nothing
+    about x0 = (x_t - sqrt(1 - abar) eps) / sqrt(abar), a division by zero.
+    """
+
+    schedule: str = "linear"          # one of SCHEDULES
+    zero_terminal_snr: bool = False   # rescale the schedule to abar_{T-1} = 0 (needs prediction="v")
+    prediction: str = "eps"           # one of PREDICTIONS
+    T: int = T_DEFAULT                # diffusion steps
+    beta_start: float = 1e-4          # the linear schedules' first and last beta (notebook 01's exercise)
+    beta_end: float = 0.02
+
+    def validate(self) -> None:
+        """Raise a :class:`CourseError` naming the first bad setting and how to fix it."""
+        def bad(msg):
+            raise CourseError(f"invalid diffusion settings: {msg}")
+
+        if not isinstance(self.T, int) or self.T < 1:
+            bad(f"T={self.T!r} must be a whole number >= 1.")
+        if self.schedule not in SCHEDULES:
+            bad(f"schedule={self.schedule!r}; choose one of {SCHEDULES}.")
+        if self.prediction not in PREDICTIONS:
+            bad(f"prediction={self.prediction!r}; choose one of {PREDICTIONS}.")
+        if not (isinstance(self.beta_start, (int, float)) and isinstance(self.beta_end, (int, float))
+                and 0 < self.beta_start <= self.beta_end < 1):
+            bad(f"need 0 < beta_start <= beta_end < 1, got beta_start={self.beta_start!r}, beta_end={self.beta_end!r}.")
+        if not isinstance(self.zero_terminal_snr, bool):
+            bad(f"zero_terminal_snr={self.zero_terminal_snr!r} must be True or False.")
+        if self.zero_terminal_snr and self.prediction != "v":
+            bad(f"zero_terminal_snr=True needs prediction='v', got prediction={self.prediction!r}: at SNR = 0 the "
+                "input x_T is pure noise, so predicting the noise is trivial (eps = x_T) and says nothing about the "
+                "image; x0 = (x_T - sqrt(1 - abar) eps) / sqrt(abar) divides by 0. Fix: prediction='v'.")
+        if self.schedule == "linear_scaled" and 0.02 * 1000 / self.T >= 1:
+            bad(f"schedule='linear_scaled' needs T > 20 (beta_end = 0.02 * 1000 / T < 1), got T={self.T}.")
+
+    def changes(self, other: "DiffusionConfig | None" = None) -> dict:
+        """The settings that differ from ``other`` (default: the defaults), by name."""
+        other = other or DiffusionConfig()
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(other, f.name)}
+
+
+def diffusion_of(config) -> DiffusionConfig:
+    """The :class:`DiffusionConfig` of a U-Net config (or the config itself; ``None``: the defaults)."""
+    if config is None:
+        return DiffusionConfig()
+    if isinstance(config, DiffusionConfig):
+        return config
+    if isinstance(getattr(config, "diffusion", None), DiffusionConfig):
+        return config.diffusion
+    raise CourseError(f"expected a UNetConfig or a DiffusionConfig, got {type(config).__name__}. "
+                      "Fix: pass model.config.")
 
 
 @dataclass
@@ -106,11 +170,12 @@ class Schedule:
 
     @classmethod
     def from_config(cls, config=None) -> "Schedule":
-        """The schedule a model config asks for: its ``T``, ``schedule``, ``zero_terminal_snr``, ``beta_start`` and
-        ``beta_end`` (an old config without these fields, or ``None``, gives the original linear schedule)."""
-        return cls(T=getattr(config, "T", 150), kind=getattr(config, "schedule", "linear"),
-                   zero_terminal_snr=bool(getattr(config, "zero_terminal_snr", False)),
-                   beta_start=getattr(config, "beta_start", 1e-4), beta_end=getattr(config, "beta_end", 0.02))
+        """The schedule a model config asks for: its diffusion settings' ``T``, ``schedule``, ``zero_terminal_snr``,
+        ``beta_start`` and ``beta_end`` (``config``: a UNetConfig, a DiffusionConfig, or ``None`` for the original
+        linear schedule)."""
+        d = diffusion_of(config)
+        return cls(T=d.T, kind=d.schedule, zero_terminal_snr=d.zero_terminal_snr, beta_start=d.beta_start,
+                   beta_end=d.beta_end)
 
     def describe(self) -> str:
         return f"{self.kind}{' + zero terminal SNR' if self.zero_terminal_snr else ''} (T={self.T})"
@@ -200,18 +265,17 @@ def rescale_zero_terminal_snr(alpha_bar: torch.Tensor) -> torch.Tensor:
 
 
 def check_schedule_fits(schedule: Schedule, config) -> None:
-    """Refuse a schedule other than the one the model (``config``) was trained with; T may differ (a shorter
-    schedule is a quick, lower-quality sampler used by tests)."""
+    """Refuse a schedule other than the one the model (``config``: its UNetConfig or DiffusionConfig; ``None``: no
+    check) was trained with; T may differ (a shorter schedule is a quick, lower-quality sampler used by tests)."""
     if config is None:
         return
-    want = (getattr(config, "schedule", "linear"), bool(getattr(config, "zero_terminal_snr", False)))
-    if (schedule.kind, bool(schedule.zero_terminal_snr)) != want:
-        wanted = Schedule.from_config(config)
+    d = diffusion_of(config)
+    if (schedule.kind, bool(schedule.zero_terminal_snr)) != (d.schedule, d.zero_terminal_snr):
         raise CourseError(f"the schedule {schedule.describe()} is not the one this model was trained with: "
-                          f"{wanted.describe()} (prediction {getattr(config, 'prediction', 'eps')!r}). Fix: leave "
+                          f"{Schedule.from_config(d).describe()} (prediction {d.prediction!r}). Fix: leave "
                           "schedule out (it is built from the model's config), or pass "
                           "Schedule.from_config(model.config).")
-    if getattr(config, "prediction", "eps") == "eps" and bool((schedule.alpha_bar == 0).any()):
+    if d.prediction == "eps" and bool((schedule.alpha_bar == 0).any()):
         raise CourseError("a zero-terminal-SNR schedule needs a v-prediction model; this one predicts eps. "
                           "Fix: prediction='v'.")
 
@@ -261,6 +325,104 @@ def ddim_step(schedule: Schedule, x_t: torch.Tensor, t: int, s: int, eps: torch.
     return x_s
 
 
+def check_eta(eta: float) -> None:
+    if not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
+        raise CourseError(f"DDIM's eta must lie in [0, 1] (0: deterministic, 1: DDPM-like noise), got {eta!r}.")
+
+
+class DDPMSampler:
+    """Ancestral sampling (Ho et al., 2020): all T steps, T-1 down to 0, each adding noise of variance ``sigma``
+    ("beta": sigma_t^2 = beta_t; "beta_tilde": the posterior variance beta~_t); no noise at the last step."""
+
+    name = "ddpm"
+
+    def __init__(self, sigma: str = "beta"):
+        if sigma not in SIGMAS:
+            raise CourseError(f"unknown sampler variance {sigma!r}; choose one of {SIGMAS}.")
+        self.sigma = sigma
+
+    def timesteps(self, T: int, steps: int | None = None) -> list[int]:
+        if steps not in (None, T):
+            raise CourseError(f"the DDPM sampler takes all T={T} steps, got steps={steps}. Fix: leave steps "
+                              "out, or use sampler='ddim' for fewer steps.")
+        return list(range(T - 1, -1, -1))
+
+    def needs_noise(self, t: int, s: int) -> bool:
+        return t > 0
+
+    def step(self, schedule: Schedule, x: torch.Tensor, t: int, s: int, eps: torch.Tensor, x0: torch.Tensor | None,
+             noise: torch.Tensor | None) -> torch.Tensor:
+        """x_{t-1} from x_t (``s`` = t - 1), given the network's noise guess ``eps`` (and clean-image estimate
+        ``x0``, used where given: see :meth:`Schedule.p_step`) and the noise to add."""
+        return schedule.p_step(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), eps, noise,
+                               self.sigma, x0=x0)
+
+
+class DDIMSampler:
+    """DDIM (Song et al., 2021): ``steps`` evenly spaced timesteps (:func:`ddim_timesteps`), each step from t to the
+    next one s along the clean-image estimate, with noise level ``eta`` (0: deterministic; 1: as much noise as
+    DDPM's posterior)."""
+
+    name = "ddim"
+
+    def __init__(self, steps: int = 25, eta: float = 0.0):
+        check_eta(eta)
+        self.steps, self.eta = steps, eta
+
+    def timesteps(self, T: int, steps: int | None = None) -> list[int]:
+        return ddim_timesteps(T, self.steps)
+
+    def needs_noise(self, t: int, s: int) -> bool:
+        return self.eta > 0 and s >= 0
+
+    def step(self, schedule: Schedule, x: torch.Tensor, t: int, s: int, eps: torch.Tensor, x0: torch.Tensor | None,
+             noise: torch.Tensor | None) -> torch.Tensor:
+        """x_s from x_t (``s = -1``: the image), see :func:`ddim_step`."""
+        return ddim_step(schedule, x, t, s, eps, self.eta, noise, x0=x0)
+
+
+class ClipX0:
+    """A sampler whose every step first clamps the clean-image estimate x0 to the pixel range [-1, 1] and takes
+    the noise guess that this x0 implies (``clip_denoised`` in Ho et al.'s code): where abar_t is tiny (the cosine
+    schedule's last steps, whose beta reaches 0.999) an unclipped eps-step amplifies the network's error."""
+
+    def __init__(self, sampler):
+        self.inner = sampler
+        self.name = sampler.name
+
+    def timesteps(self, T: int, steps: int | None = None) -> list[int]:
+        return self.inner.timesteps(T, steps)
+
+    def needs_noise(self, t: int, s: int) -> bool:
+        return self.inner.needs_noise(t, s)
+
+    def step(self, schedule, x, t, s, eps, x0, noise):
+        if x0 is None:  # an eps-prediction: its x0 estimate, as Schedule.eps_x0 gives it
+            eps, x0 = schedule.eps_x0(x, torch.full((x.shape[0],), t, device=x.device, dtype=torch.long), eps)
+        x0 = x0.clamp(-1, 1)
+        ab = schedule.alpha_bar[t].item()
+        if ab < 1:
+            eps = (x - ab ** 0.5 * x0) / (1 - ab) ** 0.5
+        return self.inner.step(schedule, x, t, s, eps, x0, noise)
+
+
+def make_sampler(sampler="ddpm", sigma: str = "beta", steps: int | None = None, eta: float = 0.0,
+                 clip_x0: bool = False):
+    """The sampler object ``sample`` uses: a name ("ddpm" or "ddim", with its settings) or a sampler object,
+    wrapped in :class:`ClipX0` when ``clip_x0``."""
+    if isinstance(sampler, str):
+        if sampler not in SAMPLERS:
+            raise CourseError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
+        if sigma not in SIGMAS:
+            raise CourseError(f"unknown sampler variance {sigma!r}; choose one of {SIGMAS}.")
+        check_eta(eta)
+        sampler = DDPMSampler(sigma) if sampler == "ddpm" else DDIMSampler(25 if steps is None else steps, eta)
+    elif not all(callable(getattr(sampler, m, None)) for m in ("timesteps", "needs_noise", "step")):
+        raise CourseError(f"sampler must be 'ddpm', 'ddim', DDPMSampler(sigma) or DDIMSampler(steps, eta), got "
+                          f"{sampler!r}.")
+    return ClipX0(sampler) if clip_x0 else sampler
+
+
 def _model_device(model: torch.nn.Module) -> torch.device:
     try:
         return next(model.parameters()).device
@@ -282,96 +444,105 @@ def guided_output(model, x, t, labels, guidance):
     return (1 + guidance) * eps_c - guidance * eps_u
 
 
+class Guided:
+    """The model's output as the sampler sees it: with ``labels``, classifier-free guidance of weight ``guidance``
+    (:func:`guided_output`); without, the plain output."""
+
+    def __init__(self, model: torch.nn.Module, labels: torch.Tensor | None = None, guidance: float = 0.0):
+        self.model, self.labels, self.guidance = model, labels, guidance
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return guided_output(self.model, x, t, self.labels, self.guidance)
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """The options of :func:`sample` besides the model, ``n``, the schedule, the seed and the sampler."""
+
+    sigma: str = "beta"                       # DDPM's variance: "beta" or "beta_tilde"
+    steps: int | None = None                  # DDIM's steps (default 25); DDPM takes all T
+    eta: float = 0.0                          # DDIM's noise level in [0, 1]
+    clip_x0: bool = False                     # clamp the clean-image estimate to [-1, 1] at every step (ClipX0)
+    labels: torch.Tensor | None = None        # class labels (a conditional model)
+    guidance: float = 0.0                     # classifier-free guidance weight w
+    start: torch.Tensor | None = None         # x_T to start from instead of pure noise (a diagnostic)
+    frames: int = 0                           # also return that many intermediate x_t and their timesteps
+    progress: bool = False                    # a progress bar
+    device: torch.device | str | None = None  # default: the model's
+
+    @classmethod
+    def of(cls, options: dict) -> "SampleOptions":
+        unknown = set(options) - {f.name for f in fields(cls)}
+        if unknown:
+            raise CourseError(f"unknown sample() option(s) {sorted(unknown)}; known: seed, sampler, "
+                              f"{', '.join(f.name for f in fields(cls))}.")
+        return cls(**options)
+
+
+def _start(shape: tuple, gen: torch.Generator, device: torch.device, start: torch.Tensor | None) -> torch.Tensor:
+    x = torch.randn(shape, generator=gen, device=device)  # drawn even with ``start``: the noise after it stays the same
+    if start is None:
+        return x
+    if tuple(start.shape) != shape:
+        raise CourseError(f"start must have the shape of the samples, {shape}, got {tuple(start.shape)}.")
+    return start.detach().to(device=device, dtype=x.dtype).clone()
+
+
+def _reverse(net, stepper, schedule: Schedule, x: torch.Tensor, gen: torch.Generator, prediction: str,
+             opts: SampleOptions):
+    """The reverse process from ``x``: (x_0, the kept frames, their timesteps)."""
+    times = stepper.timesteps(schedule.T, opts.steps)
+    keep = {times[int(round(v))] for v in torch.linspace(0, len(times) - 1, opts.frames).tolist()} if opts.frames else set()
+    snaps, snap_t = [], []
+    it = range(len(times))
+    if opts.progress:
+        it = tqdm(it, desc=f"sampling ({stepper.name}, {len(times)} steps)", leave=False)
+    for k in it:
+        i, s = times[k], (times[k + 1] if k + 1 < len(times) else -1)
+        out = net(x, torch.full((x.shape[0],), i, device=x.device, dtype=torch.long))
+        eps, x0 = (out, None) if prediction == "eps" else schedule.eps_x0(x, torch.full(
+            (x.shape[0],), i, device=x.device, dtype=torch.long), out, prediction)
+        z = torch.randn(x.shape, generator=gen, device=x.device) if stepper.needs_noise(i, s) else None
+        x = stepper.step(schedule, x, i, s, eps, x0, z)
+        if i in keep:
+            snaps.append(x.detach().cpu().clone())
+            snap_t.append(i)
+    return x, snaps, snap_t
+
+
 @torch.no_grad()
 def sample(model: torch.nn.Module, n: int = 16, schedule: Schedule | None = None, seed: int | None = 0,
-           sigma: str = "beta", frames: int = 0, labels: torch.Tensor | None = None, guidance: float = 0.0,
-           progress: bool = False, device: torch.device | str | None = None, sampler: str = "ddpm",
-           steps: int | None = None, eta: float = 0.0, start: torch.Tensor | None = None, clip_x0: bool = False):
-    """Draw ``n`` images by running the reverse process from pure noise (or from ``start``).
+           sampler: str | DDPMSampler | DDIMSampler = "ddpm", **options):
+    """Draw ``n`` images by running the reverse process from pure noise (or from ``start``); ``seed`` makes them
+    reproducible (bitwise on the CPU).
 
-    ``sampler="ddpm"`` (default) takes all T ancestral steps with variance ``sigma`` ("beta" or "beta_tilde").
-    ``sampler="ddim"`` takes ``steps`` (default 25) evenly spaced DDIM steps with noise level ``eta``
-    (0: deterministic; 1: as much noise as DDPM's posterior). ``seed`` makes the result reproducible
-    (bitwise on the CPU). ``frames`` > 0 also returns that many intermediate x_t snapshots, evenly spaced over
-    the steps taken, as a tensor (frames, n, C, H, W) together with the timesteps they show. ``labels`` and
-    ``guidance`` are for class-conditional models (classifier-free guidance).
-
-    The schedule and the prediction target come from the model's config (:meth:`Schedule.from_config`); an
-    explicit ``schedule`` of another kind than the model was trained with is refused (a shorter T is allowed).
-
-    ``clip_x0`` clamps the network's clean-image estimate x0 to the pixel range [-1, 1] at every step and takes the
-    step from it (``clip_denoised`` in Ho et al.'s code): where abar_t is tiny (the cosine schedule's last steps,
-    whose beta reaches 0.999) an unclipped eps-step amplifies the network's error many times over.
-
-    ``start`` (n, C, H, W) replaces the pure noise x_T the reverse process starts from: a diagnostic, e.g. x_T drawn
-    from the true marginal q(x_T) of held-out images (``lessons.noise_schedule.true_start``). It leaks data into
-    the samples, so it is never a sampler to report FID for.
+    ``sampler``: "ddpm" (all T steps, variance ``sigma``: "beta" or "beta_tilde"), "ddim" (``steps``, default 25,
+    noise ``eta`` in [0, 1]) or a :class:`DDPMSampler` / :class:`DDIMSampler`. The other options
+    (:class:`SampleOptions`): ``clip_x0`` (:class:`ClipX0`), ``labels`` and ``guidance`` (:class:`Guided`),
+    ``start`` (x_T instead of noise: a diagnostic that leaks data, never a sampler to report FID for), ``frames``
+    (also return that many intermediate x_t, (frames, n, C, H, W), and their timesteps), ``progress``, ``device``.
+    The schedule and prediction come from the model's config; an explicit ``schedule`` of another kind is refused
+    (a shorter T is allowed).
     """
-    if sampler not in SAMPLERS:
-        raise CourseError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}.")
-    if sigma not in SIGMAS:
-        raise CourseError(f"unknown sampler variance {sigma!r}; choose one of {SIGMAS}.")
+    opts = SampleOptions.of(options)
+    stepper = make_sampler(sampler, opts.sigma, opts.steps, opts.eta, opts.clip_x0)
     if not isinstance(n, int) or n < 1:
         raise CourseError(f"the number of samples must be a whole number >= 1, got {n!r}.")
-    if not (isinstance(eta, (int, float)) and 0 <= eta <= 1):
-        raise CourseError(f"DDIM's eta must lie in [0, 1] (0: deterministic, 1: DDPM-like noise), got {eta!r}.")
-    cfg = getattr(model, "config", None)
-    prediction = getattr(cfg, "prediction", "eps")
-    check_prediction(prediction)
+    cfg = getattr(model, "config", None)  # None: a network that is not a course U-Net, sampled with the defaults
+    prediction = diffusion_of(cfg).prediction
     if schedule is None:
         schedule = Schedule.from_config(cfg)
-    else:
-        check_schedule_fits(schedule, cfg)
-    if sampler == "ddpm":
-        if steps not in (None, schedule.T):
-            raise CourseError(f"the DDPM sampler takes all T={schedule.T} steps, got steps={steps}. Fix: leave steps "
-                              "out, or use sampler='ddim' for fewer steps.")
-        times = list(range(schedule.T - 1, -1, -1))
-    else:
-        times = ddim_timesteps(schedule.T, 25 if steps is None else steps)
-    device = torch.device(device) if device is not None else _model_device(model)
-    shape = (n, getattr(cfg, "img_channels", 1), getattr(cfg, "img_size", 16), getattr(cfg, "img_size", 16))
+    check_schedule_fits(schedule, cfg)
+    stepper.timesteps(schedule.T, opts.steps)  # a bad number of steps fails before any work
+    device = torch.device(opts.device) if opts.device is not None else _model_device(model)
+    shape = (n, 1, 16, 16) if cfg is None else (n, cfg.img_channels, cfg.img_size, cfg.img_size)
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed) if seed is not None else torch.seed())
     was_training = model.training
     model.eval()
-    x = torch.randn(shape, generator=gen, device=device)
-    if start is not None:
-        if tuple(start.shape) != shape:
-            raise CourseError(f"start must have the shape of the samples, {shape}, got {tuple(start.shape)}.")
-        x = start.detach().to(device=device, dtype=x.dtype).clone()
-    if labels is not None:
-        labels = labels.to(device)
-    keep = set()
-    if frames:
-        keep = {times[int(round(v))] for v in torch.linspace(0, len(times) - 1, frames).tolist()}
-    snaps, snap_t = [], []
-    it = range(len(times))
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc=f"sampling ({sampler}, {len(times)} steps)", leave=False)
-    for k in it:
-        i = times[k]
-        t = torch.full((n,), i, device=device, dtype=torch.long)
-        out = guided_output(model, x, t, labels, guidance)
-        eps, x0 = (out, None) if prediction == "eps" and not clip_x0 else schedule.eps_x0(x, t, out, prediction)
-        if clip_x0:
-            x0 = x0.clamp(-1, 1)
-            ab = schedule.alpha_bar[i].item()
-            if ab < 1:
-                eps = (x - ab ** 0.5 * x0) / (1 - ab) ** 0.5
-        if sampler == "ddpm":
-            z = torch.randn(shape, generator=gen, device=device) if i > 0 else None
-            x = schedule.p_step(x, t, eps, z, sigma, x0=x0)
-        else:
-            s = times[k + 1] if k + 1 < len(times) else -1
-            z = torch.randn(shape, generator=gen, device=device) if eta > 0 and s >= 0 else None
-            x = ddim_step(schedule, x, i, s, eps, eta, z, x0=x0)
-        if i in keep:
-            snaps.append(x.detach().cpu().clone())
-            snap_t.append(i)
+    labels = opts.labels.to(device) if opts.labels is not None else None
+    x, snaps, snap_t = _reverse(Guided(model, labels, opts.guidance), stepper, schedule,
+                                _start(shape, gen, device, opts.start), gen, prediction, opts)
     model.train(was_training)
     x = x.clamp(-1, 1).cpu()
-    if frames:
-        return x, torch.stack(snaps), snap_t
-    return x
+    return (x, torch.stack(snaps), snap_t) if opts.frames else x

@@ -15,8 +15,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "course_utils"
 
 # Lower numbers are lower layers. A module may import a lower layer, or a module of its own folder on the same layer.
+# The model sits just above diffusion: a U-Net config holds its DiffusionConfig.
 LAYER = {
-    "errors": 0, "paths": 1, "stats": 1, "system": 2, "data": 3, "diffusion": 3, "model": 3, "checkpoints": 4, "distributed": 4,
+    "errors": 0, "paths": 1, "stats": 1, "system": 2, "data": 3, "diffusion": 3, "model": 3.5, "checkpoints": 4, "distributed": 4,
     "train": 5, "plotting": 6, "evaluation": 7, "lessons": 7, "exercises": 7, "study": 8, "widgets": 9, "notebook": 9,
     "figures": 10, "cli": 11, "__main__": 12,
 }

@@ -12,7 +12,7 @@ import torch
 import course_utils as cu
 from course_utils.checkpoints import load_checkpoint, save_checkpoint
 from course_utils.data import FashionData
-from course_utils.diffusion import PREDICTIONS, SCHEDULES, Schedule, ddim_step, rescale_zero_terminal_snr, sample
+from course_utils.diffusion import PREDICTIONS, SCHEDULES, DiffusionConfig, Schedule, ddim_step, rescale_zero_terminal_snr, sample
 from course_utils.errors import CheckpointError, CourseError
 from course_utils.lessons import noise_schedule as ns
 from course_utils.model import unet
@@ -40,9 +40,12 @@ def test_the_default_is_the_original_schedule_bit_for_bit():
     assert float(Schedule().alpha_bar[-1]) == pytest.approx(0.2192, abs=1e-4)  # x_T keeps sqrt(0.22) = 0.47 of x0
 
 
-def test_the_names_agree_between_the_config_and_the_diffusion_module():
-    assert unet.SCHEDULES == SCHEDULES and unet.PREDICTIONS == PREDICTIONS
-    assert set(unet.DIFFUSION_DEFAULTS) == {"schedule", "zero_terminal_snr", "prediction", "beta_start", "beta_end"}
+def test_the_config_validates_its_diffusion_settings_with_the_diffusion_modules_names():
+    for kind in SCHEDULES:
+        cu.build("baseline", schedule=kind).config.validate()
+    for pred in PREDICTIONS:
+        cu.build("baseline", prediction=pred).config.validate()
+    assert unet.DIFFUSION_FIELDS == ("schedule", "zero_terminal_snr", "prediction", "T", "beta_start", "beta_end")
 
 
 @pytest.mark.parametrize("kw", KINDS, ids=lambda kw: f"{kw['kind']}{'+zsnr' if kw['zero_terminal_snr'] else ''}")
@@ -149,8 +152,8 @@ def test_config_fields_defaults_and_old_checkpoints():
     assert unet.UNetConfig.from_dict(d) == cfg
     v = cfg.replace(schedule="cosine", zero_terminal_snr=True, prediction="v")
     assert v.to_dict()["schedule"] == "cosine" and unet.UNetConfig.from_dict(v.to_dict()) == v
-    assert v.diffusion() == {"schedule": "cosine", "zero_terminal_snr": True, "prediction": "v", "beta_start": 1e-4,
-                             "beta_end": 0.02}
+    assert v.diffusion == DiffusionConfig(schedule="cosine", zero_terminal_snr=True, prediction="v", T=150,
+                                          beta_start=1e-4, beta_end=0.02)
     for name, params in (("baseline", 240385), ("optimized", 1979777)):
         assert cu.count_params(cu.build(name, schedule="cosine", prediction="v")) == params
 

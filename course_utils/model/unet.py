@@ -6,41 +6,36 @@ optimized model (1,979,777 parameters); the ladder between them changes one idea
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from course_utils.model.blocks import (ACTIVATIONS, NORMS, UPSAMPLERS, ConvBlock, known, resolve_factories, DownBlock, EmbedBlock, ResidualConvBlock,
-                     SinusoidalEmbedding, UpBlock, make_act, make_norm)
+from course_utils.diffusion import T_DEFAULT, DiffusionConfig  # noqa: F401 (T_DEFAULT: lessons.time_embedding)
 from course_utils.errors import CourseError
+from course_utils.model.blocks import (ConvBlock, DownBlock, EmbedBlock, ResidualConvBlock, SinusoidalEmbedding,
+                                       UpBlock, known, make_act, make_norm, resolve_factories)
 
-T_DEFAULT = 150
-SCHEDULES = ("linear", "cosine", "linear_scaled")  # the same names as course_utils.diffusion.SCHEDULES
-PREDICTIONS = ("eps", "v")                          # the same names as course_utils.diffusion.PREDICTIONS
-# The diffusion process the network is trained for, kept in the config (and so in every checkpoint) so that a model
-# is never sampled with another one. Written by to_dict only when they differ from these defaults.
-DIFFUSION_DEFAULTS = {"schedule": "linear", "zero_terminal_snr": False, "prediction": "eps", "beta_start": 1e-4,
-                      "beta_end": 0.02}
-# fields that a config dict leaves out at their default, so that configs saved before they existed stay identical
-OMITTED_AT_DEFAULT = {**DIFFUSION_DEFAULTS, "time_scale": "t/T"}
+# The keys of the first file format, written by to_dict always (every shipped checkpoint, manifest and cached run
+# carries them). A field added later is written only where it differs from its default, so files written before
+# it existed read, compare and are rewritten exactly as before, with no list to keep up to date.
+FIRST_FORMAT = ("channels", "up_convs", "norm_after_up", "norm", "groups_first", "groups", "act", "down", "up",
+                "time_embed", "time_dim", "residual_first", "extra_skip", "img_size", "img_channels", "T",
+                "num_classes")
+DIFFUSION_FIELDS = tuple(f.name for f in dataclasses.fields(DiffusionConfig))
 
 
 @dataclass(frozen=True)
 class UNetConfig:
     """One field per architectural idea. The defaults are the original course's baseline.
 
-    The last three fields are not architecture but the diffusion process the network is trained for (notebook 09):
-    ``schedule`` ("linear": the original beta 1e-4..0.02; "cosine"; "linear_scaled": beta x 1000/T),
-    ``zero_terminal_snr`` (Lin et al., 2024: rescale that schedule so abar_{T-1} = 0) and ``prediction``
-    ("eps": the noise; "v": sqrt(abar) eps - sqrt(1 - abar) x0). The rescaling is a separate switch, not a fourth
-    schedule name, because it is a transformation that applies to any base schedule (the paper applies it to a
-    linear one; cosine + rescale is as valid), so every combination stays expressible without a name per pair, and
-    the config says plainly which base schedule was rescaled. It needs ``prediction="v"``: at abar = 0 the input
-    is pure noise, so an eps-network's answer (eps = x_t) says nothing about x0 = (x_t - sqrt(1 - abar) eps) /
-    sqrt(abar), a division by zero. :meth:`to_dict` leaves these fields out while they hold their defaults, so
-    every config written before they existed (shipped checkpoints, manifests, cached runs) reads and compares
-    exactly as before; :meth:`from_dict` fills them in with the defaults.
+    ``diffusion`` is not architecture but the diffusion process the network is trained for (a
+    :class:`~course_utils.diffusion.DiffusionConfig`: schedule, zero_terminal_snr, prediction, T, beta_start,
+    beta_end; notebook 09). Its settings read as if they were the config's own (``config.prediction``,
+    ``config.T``), and :meth:`replace`, :meth:`from_dict` and ``build(preset, schedule=...)`` take them by the same
+    flat names. Configs compare as objects; :meth:`to_dict` writes the flat form every checkpoint stores, and
+    :meth:`from_dict` reads it (or the nested form), filling a missing key with its default.
     """
 
     channels: tuple[int, int, int] = (16, 32, 64)  # widths at 16x16, 8x8 and 4x4
@@ -58,44 +53,60 @@ class UNetConfig:
     extra_skip: bool = False          # concatenate the first block's output before the output head
     img_size: int = 16
     img_channels: int = 1
-    T: int = T_DEFAULT
-    num_classes: int = 0              # > 0: class-conditional (classifier-free guidance, notebook 09)
-    schedule: str = "linear"          # "linear" | "cosine" | "linear_scaled" (the noise schedule, notebook 09)
-    zero_terminal_snr: bool = False   # rescale the schedule to abar_{T-1} = 0 (needs prediction="v")
-    prediction: str = "eps"           # "eps" (the noise) | "v" (sqrt(abar) eps - sqrt(1 - abar) x0)
-    beta_start: float = 1e-4          # the linear schedules' first and last beta (notebook 01's exercise)
-    beta_end: float = 0.02
+    num_classes: int = 0              # > 0: class-conditional (classifier-free guidance, notebook 10)
+    diffusion: DiffusionConfig = DiffusionConfig()  # the diffusion process (schedule, prediction, T, betas)
     time_scale: str = "t/T"           # what the time embedding sees: "t/T" in [0, 1) or the integer step "t" (nb 06)
 
+    # the diffusion settings, read by their flat names
+    schedule = property(lambda self: self.diffusion.schedule)
+    zero_terminal_snr = property(lambda self: self.diffusion.zero_terminal_snr)
+    prediction = property(lambda self: self.diffusion.prediction)
+    T = property(lambda self: self.diffusion.T)
+    beta_start = property(lambda self: self.diffusion.beta_start)
+    beta_end = property(lambda self: self.diffusion.beta_end)
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        """Every name a config is written with: the architecture fields and the diffusion settings, flat."""
+        return tuple(n for f in dataclasses.fields(cls) for n in (DIFFUSION_FIELDS if f.name == "diffusion" else (f.name,)))
+
+    def flat(self) -> dict:
+        """Every setting by its flat name (tuples kept), in :meth:`field_names` order."""
+        return {n: getattr(self, n) for n in self.field_names()}
+
     def replace(self, **changes) -> "UNetConfig":
-        known = {f.name for f in dataclasses.fields(self)}
-        unknown = set(changes) - known
+        """A copy with ``changes``: architecture fields, the diffusion settings by their flat names
+        (``schedule="cosine"``), or a whole ``diffusion=DiffusionConfig(...)`` (applied first)."""
+        unknown = set(changes) - set(self.field_names()) - {"diffusion"}
         if unknown:
-            raise CourseError(f"unknown U-Net config fields {sorted(unknown)}; known fields: {sorted(known)}.")
-        return dataclasses.replace(self, **changes)
+            raise CourseError(f"unknown U-Net config fields {sorted(unknown)}; known fields: "
+                              f"{sorted(self.field_names())}.")
+        diffusion = changes.pop("diffusion", self.diffusion)
+        if not isinstance(diffusion, DiffusionConfig):
+            raise CourseError(f"diffusion must be a DiffusionConfig (fields {DIFFUSION_FIELDS}), got {diffusion!r}.")
+        diffusion = dataclasses.replace(diffusion, **{k: changes.pop(k) for k in DIFFUSION_FIELDS if k in changes})
+        return dataclasses.replace(self, diffusion=diffusion, **changes)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        for k, v in OMITTED_AT_DEFAULT.items():  # absent means the default: old configs stay byte-identical
-            if d[k] == v:
-                del d[k]
-        return d
-
-    def diffusion(self) -> dict:
-        """The fields that set the diffusion process: schedule, zero_terminal_snr, prediction, beta_start, beta_end."""
-        return {k: getattr(self, k) for k in DIFFUSION_DEFAULTS}
+        """The flat form checkpoints store: the first format's keys always, any later one where it is not its
+        default (so a file written before a field existed is written again byte for byte)."""
+        default = UNetConfig().flat()
+        d = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.flat().items()
+             if k in FIRST_FORMAT or v != default[k]}
+        return {**{k: d.pop(k) for k in FIRST_FORMAT}, **d}
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise CourseError(f"unknown U-Net config fields {sorted(unknown)}; known fields: {sorted(known)}.")
+        """Read a stored config: the flat form (every shipped file) or the nested one (``"diffusion": {...}``);
+        a missing key takes its default."""
+        if not isinstance(d, dict):
+            raise CourseError(f"a stored U-Net config must be a dict of fields, got {type(d).__name__}.")
         d = dict(d)
-        if "channels" in d:
+        if isinstance(d.get("diffusion"), dict):
+            d = {**d.pop("diffusion"), **d}
+        if "channels" in d and isinstance(d["channels"], list):
             d["channels"] = tuple(d["channels"])
-        return cls(**d)
+        return UNetConfig().replace(**d)
 
     def validate(self) -> None:
         def bad(msg):
@@ -104,14 +115,9 @@ class UNetConfig:
         if len(self.channels) != 3 or any(not isinstance(c, int) or c < 1 for c in self.channels):
             bad(f"channels must be three positive integers, got {self.channels!r}.")
         hint = " (a block of your own: course_utils.model.blocks.register_block first)"
-        if self.norm not in known("norm"):
-            bad(f"norm={self.norm!r}; choose one of {known('norm')}{hint}.")
-        if self.act not in known("act"):
-            bad(f"act={self.act!r}; choose one of {known('act')}{hint}.")
-        if self.down not in known("down"):
-            bad(f"down={self.down!r}; choose one of {known('down')}{hint}.")
-        if self.up not in known("up"):
-            bad(f"up={self.up!r}; choose one of {known('up')}{hint}.")
+        for kind in ("norm", "act", "down", "up"):
+            if getattr(self, kind) not in known(kind):
+                bad(f"{kind}={getattr(self, kind)!r}; choose one of {known(kind)}{hint}.")
         if self.time_embed not in ("linear", "sinusoidal"):
             bad(f"time_embed={self.time_embed!r}; choose 'linear' or 'sinusoidal'.")
         if self.img_size < 4 or self.img_size % 4:
@@ -119,25 +125,11 @@ class UNetConfig:
                 f"use e.g. {max(4, self.img_size // 4 * 4)} or {self.img_size // 4 * 4 + 4}.")
         if self.up_convs < 0:
             bad(f"up_convs={self.up_convs} must be >= 0.")
-        if self.T < 1:
-            bad(f"T={self.T} must be >= 1.")
-        if self.schedule not in SCHEDULES:
-            bad(f"schedule={self.schedule!r}; choose one of {SCHEDULES}.")
-        if self.prediction not in PREDICTIONS:
-            bad(f"prediction={self.prediction!r}; choose one of {PREDICTIONS}.")
         if self.time_scale not in ("t/T", "t"):
             bad(f"time_scale={self.time_scale!r}; choose 't/T' (the default) or 't' (the integer step).")
-        if not (isinstance(self.beta_start, (int, float)) and isinstance(self.beta_end, (int, float))
-                and 0 < self.beta_start <= self.beta_end < 1):
-            bad(f"need 0 < beta_start <= beta_end < 1, got beta_start={self.beta_start!r}, beta_end={self.beta_end!r}.")
-        if not isinstance(self.zero_terminal_snr, bool):
-            bad(f"zero_terminal_snr={self.zero_terminal_snr!r} must be True or False.")
-        if self.zero_terminal_snr and self.prediction != "v":
-            bad(f"zero_terminal_snr=True needs prediction='v', got prediction={self.prediction!r}: at SNR = 0 the "
-                "input x_T is pure noise, so predicting the noise is trivial (eps = x_T) and says nothing about the "
-                "image; x0 = (x_T - sqrt(1 - abar) eps) / sqrt(abar) divides by 0. Fix: prediction='v'.")
-        if self.schedule == "linear_scaled" and 0.02 * 1000 / self.T >= 1:
-            bad(f"schedule='linear_scaled' needs T > 20 (beta_end = 0.02 * 1000 / T < 1), got T={self.T}.")
+        if not isinstance(self.diffusion, DiffusionConfig):
+            bad(f"diffusion must be a DiffusionConfig, got {type(self.diffusion).__name__}.")
+        self.diffusion.validate()
 
 
 class UNet(nn.Module):
@@ -263,34 +255,51 @@ class Preset:
 
 
 BASELINE = UNetConfig()
+# The original course's optimized U-Net (1,979,777 parameters), kept exact: the preset "optimized", whatever ideas
+# the ladder adds after it.
 OPTIMIZED = UNetConfig(channels=(64, 64, 128), up_convs=4, norm_after_up=False, norm="group", act="gelu",
                        down="rearrange", up="convT2", time_embed="sinusoidal", residual_first=True,
                        extra_skip=True)
 
-# Each idea: the fields it changes, taken from OPTIMIZED.
-IDEAS: dict[str, tuple[str, ...]] = {
-    "upsampler": ("up",),
-    "width": ("channels", "up_convs", "norm_after_up"),
-    "groupnorm": ("norm",),
-    "gelu": ("act",),
-    "rearrange": ("down",),
-    "sinusoidal": ("time_embed",),
-    "residual": ("residual_first",),
-    "extra_skip": ("extra_skip",),
-}
 
-_LADDER = [
-    ("baseline", None, "The original course's baseline: BatchNorm, ReLU, MaxPool, ConvTranspose k3/s2, t/T through a Linear.", "01_baseline_ddpm"),
-    ("upsample", "upsampler", "baseline + ConvTranspose2d k2/s2 upsampler (kernel divisible by stride: no checkerboard overlap).", "02_checkerboard_artifacts"),
-    ("wide", "width", "+ capacity: channels (64, 64, 128), four convs per up block, no norm right after the upsampler.", "03_group_norm"),
-    ("groupnorm", "groupnorm", "+ GroupNorm (8 groups in the first block and head, 32 elsewhere) instead of BatchNorm.", "03_group_norm"),
-    ("gelu", "gelu", "+ GELU instead of ReLU in every conv block and the time embedding.", "04_gelu"),
-    ("rearrange", "rearrange", "+ rearrange pooling (space-to-depth, then Conv 4C->C) instead of MaxPool2d(2).", "05_rearrange_pooling"),
-    ("sinusoidal", "sinusoidal", "+ sinusoidal embedding of t/T (dim 8) before the time MLP.", "06_sinusoidal_time_embeddings"),
-    ("residual", "residual", "+ residual first block: x1 = conv(x); out = x1 + conv(x1).", "07_residual_blocks"),
-    ("optimized", "extra_skip", "The original course's optimized U-Net: + extra skip of the first block into the output head.", "07_residual_blocks"),
+@dataclass(frozen=True)
+class Idea:
+    """One architectural idea: the config fields it sets (``changes``), the ladder rung that adds it (named
+    ``rung``, taught by ``notebook``) and, where reverting it needs more than the baseline's values of those fields,
+    the ``revert_extra`` fields its leave-one-out preset also sets."""
+
+    name: str
+    changes: dict
+    rung: str
+    description: str
+    notebook: str | None = None
+    revert_extra: dict = dataclasses.field(default_factory=dict)
+
+
+# The ladder, one idea per rung, in order. A new idea (say, self-attention at 4x4) is a block, a config field and
+# one more entry here: its rung, its leave-one-out preset and its rows in the study follow.
+LADDER_IDEAS: list[Idea] = [
+    Idea("upsampler", {"up": "convT2"}, "upsample", "baseline + ConvTranspose2d k2/s2 upsampler (kernel divisible "
+         "by stride: no checkerboard overlap).", "02_checkerboard_artifacts"),
+    # the baseline's widths cannot hold 32 groups: its leave-one-out keeps GroupNorm sensible with 8
+    Idea("width", {"channels": (64, 64, 128), "up_convs": 4, "norm_after_up": False}, "wide", "+ capacity: channels "
+         "(64, 64, 128), four convs per up block, no norm right after the upsampler.", "03_group_norm",
+         {"groups": 8, "groups_first": 8}),
+    Idea("groupnorm", {"norm": "group"}, "groupnorm", "+ GroupNorm (8 groups in the first block and head, 32 "
+         "elsewhere) instead of BatchNorm.", "03_group_norm"),
+    Idea("gelu", {"act": "gelu"}, "gelu", "+ GELU instead of ReLU in every conv block and the time embedding.",
+         "04_gelu"),
+    Idea("rearrange", {"down": "rearrange"}, "rearrange", "+ rearrange pooling (space-to-depth, then Conv 4C->C) "
+         "instead of MaxPool2d(2).", "05_rearrange_pooling"),
+    Idea("sinusoidal", {"time_embed": "sinusoidal"}, "sinusoidal", "+ sinusoidal embedding of t/T (dim 8) before "
+         "the time MLP.", "06_sinusoidal_time_embeddings"),
+    Idea("residual", {"residual_first": True}, "residual", "+ residual first block: x1 = conv(x); out = x1 + "
+         "conv(x1).", "07_residual_blocks"),
+    Idea("extra_skip", {"extra_skip": True}, "optimized", "The original course's optimized U-Net: + extra skip of "
+         "the first block into the output head.", "07_residual_blocks"),
 ]
-
+BASELINE_DESCRIPTION = ("The original course's baseline: BatchNorm, ReLU, MaxPool, ConvTranspose k3/s2, t/T through "
+                        "a Linear.")
 
 _WIDTH_PARTS = [
     ("wide_channels", "channels", "upsample + the optimized channels (64, 64, 128) only: one conv per up block, "
@@ -300,27 +309,28 @@ _WIDTH_PARTS = [
 ]
 
 
-def _build_presets() -> dict[str, Preset]:
-    presets: dict[str, Preset] = {}
+def build_presets(ideas: list[Idea]) -> dict[str, Preset]:
+    """Every preset that ``ideas`` (the ladder) implies: the ladder from the baseline, one idea per rung; the top
+    of the ladder with each idea left out; the width idea in its parts; the original optimized model, conditional."""
+    presets = {"baseline": Preset("baseline", BASELINE_DESCRIPTION, BASELINE, "01_baseline_ddpm", "ladder", None)}
     cfg = BASELINE
-    for name, idea, desc, nb in _LADDER:
-        if idea:
-            cfg = cfg.replace(**{f: getattr(OPTIMIZED, f) for f in IDEAS[idea]})
-        presets[name] = Preset(name, desc, cfg, nb, "ladder", idea)
-    assert presets["optimized"].config == OPTIMIZED
-    for idea, fields in IDEAS.items():
-        reverted = OPTIMIZED.replace(**{f: getattr(BASELINE, f) for f in fields})
-        if idea == "width":  # the baseline's widths cannot hold 32 groups; keep GroupNorm sensible
-            reverted = reverted.replace(groups=8, groups_first=8)
-        presets[f"no_{idea}"] = Preset(f"no_{idea}", f"optimized with the {idea} idea reverted to the baseline's "
-                                       f"({', '.join(fields)}).", reverted, "08_putting_it_together",
-                                       "leave-one-out", idea)
+    for idea in ideas:
+        cfg = cfg.replace(**idea.changes)
+        presets[idea.rung] = Preset(idea.rung, idea.description, cfg, idea.notebook, "ladder", idea.name)
+    if presets.get("optimized", Preset("", "", OPTIMIZED)).config != OPTIMIZED:
+        raise CourseError("the ladder's rung 'optimized' must be the original course's optimized U-Net "
+                          "(unet.OPTIMIZED); add a new idea after it, not before.")
+    top, top_name = cfg, ideas[-1].rung if ideas else "baseline"
+    for idea in ideas:
+        reverted = top.replace(**{f: getattr(BASELINE, f) for f in idea.changes}, **idea.revert_extra)
+        presets[f"no_{idea.name}"] = Preset(
+            f"no_{idea.name}", f"{top_name} with the {idea.name} idea reverted to the baseline's "
+            f"({', '.join(idea.changes)}).", reverted, "08_putting_it_together", "leave-one-out", idea.name)
     # Width bundles three changes; the side study adds them one at a time between `upsample` and `wide`.
     cfg = presets["upsample"].config
     for name, field, desc in _WIDTH_PARTS:
         cfg = cfg.replace(**{field: getattr(OPTIMIZED, field)})
         presets[name] = Preset(name, desc, cfg, "03_group_norm", "width", "width")
-    assert cfg.replace(norm_after_up=OPTIMIZED.norm_after_up) == presets["wide"].config
     presets["optimized_cond"] = Preset(
         "optimized_cond", "optimized + the class label (one-hot, 10 classes) through two embedding blocks that scale "
         "the up path's features; trained with context dropout for classifier-free guidance.",
@@ -328,17 +338,33 @@ def _build_presets() -> dict[str, Preset]:
     return presets
 
 
-PRESETS: dict[str, Preset] = _build_presets()
-LADDER: list[str] = [n for n, p in PRESETS.items() if p.kind == "ladder"]
-# upsample -> wide in three steps: the channels, the up convs, no norm after the upsampler (= wide)
-WIDTH_STEPS: list[str] = ["upsample"] + [n for n, p in PRESETS.items() if p.kind == "width"] + ["wide"]
-# the presets of the shipped equal-step ablation: the ladder and the leave-one-out presets
-ABLATED: list[str] = [n for n, p in PRESETS.items() if p.kind in ("ladder", "leave-one-out")]
+def registry(ideas: list[Idea]) -> dict:
+    """The module's preset tables for the ladder ``ideas`` (a test swaps in a ladder with an idea of its own)."""
+    presets = build_presets(ideas)
+    ladder = [n for n, p in presets.items() if p.kind == "ladder"]
+    return {
+        "IDEAS": {i.name: tuple(i.changes) for i in ideas},  # each idea: the fields it changes
+        "PRESETS": presets,
+        "LADDER": ladder,
+        "TOP": ladder[-1],  # the top of the ladder: every idea (today the original optimized model)
+        # upsample -> wide in three steps: the channels, the up convs, no norm after the upsampler (= wide)
+        "WIDTH_STEPS": ["upsample"] + [n for n, p in presets.items() if p.kind == "width"] + ["wide"],
+        # the presets of the shipped equal-step ablation: the ladder and the leave-one-out presets
+        "ABLATED": [n for n, p in presets.items() if p.kind in ("ladder", "leave-one-out")],
+    }
+
+
+_REGISTRY = registry(LADDER_IDEAS)
+IDEAS: dict[str, tuple[str, ...]] = _REGISTRY["IDEAS"]
+PRESETS: dict[str, Preset] = _REGISTRY["PRESETS"]
+LADDER: list[str] = _REGISTRY["LADDER"]
+TOP: str = _REGISTRY["TOP"]
+WIDTH_STEPS: list[str] = _REGISTRY["WIDTH_STEPS"]
+ABLATED: list[str] = _REGISTRY["ABLATED"]
 
 
 def get_preset(name: str) -> Preset:
     if name not in PRESETS:
-        import difflib
         close = difflib.get_close_matches(str(name), PRESETS, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise CourseError(f"unknown preset {name!r}.{hint} Known presets: {', '.join(PRESETS)} "

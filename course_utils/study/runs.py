@@ -32,14 +32,12 @@ def variant_name(preset: str, overrides: dict | None = None) -> str:
 def nearest_preset(config) -> tuple[str, dict]:
     """(preset, overrides) that spell ``config``: the preset whose config differs in the fewest fields (the
     ladder first), and those fields."""
-    import dataclasses
-
     from course_utils.model.unet import PRESETS
-    want = dataclasses.asdict(config)
+    want = config.flat()
     best = None
     for name, preset in PRESETS.items():
-        have = dataclasses.asdict(preset.config)
-        diff = {k: getattr(config, k) for k in want if want[k] != have[k]}
+        have = preset.config.flat()
+        diff = {k: v for k, v in want.items() if v != have[k]}
         if best is None or len(diff) < len(best[1]):
             best = (name, diff)
     return best
