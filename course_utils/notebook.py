@@ -14,12 +14,13 @@ from course_utils import plotting
 from course_utils.data import load
 from course_utils.diffusion import sample
 from course_utils.errors import CourseError
-from course_utils.paths import relative
 from course_utils.evaluation.metrics import checkerboard_score
-from course_utils.study.runs import load_shipped, train_preset
-from course_utils.train import get_budget
+from course_utils.model.unet import LADDER, build, count_params
+from course_utils.paths import relative
+from course_utils.study import compute
+from course_utils.study.runs import as_variant, load_shipped, train_preset
 from course_utils.system import pick_device
-from course_utils.model.unet import count_params
+from course_utils.train import get_budget
 
 
 def setup(seed: int = 0):
@@ -35,8 +36,6 @@ def setup(seed: int = 0):
 
 def _variants(presets) -> list[tuple[str, object, object]]:
     """(label, item, config) for each item: anything :func:`course_utils.study.runs.as_variant` takes."""
-    from course_utils.model.unet import build
-    from course_utils.study.runs import as_variant
     out = []
     for item in presets:
         label, preset, overrides, model = as_variant(item)
@@ -112,8 +111,8 @@ def shipped_samples(presets: list[str], n: int = 16, seed: int = 0, show: bool =
         print(f"{p} (shipped, {header['meta'].get('step', '?')} steps): checkerboard {cb:.4f} = {cb / cb_real:.1f}x "
               f"real images' ({cb_real:.4f}); {n} samples")
     if show and out:
-        from IPython.display import display
         import matplotlib.pyplot as plt
+        from IPython.display import display
         display(plotting.compare_grids(out))
         plt.close("all")
     return out
@@ -127,8 +126,6 @@ def rung_evidence(*presets: str, name: str = "cpu", show: bool = True) -> dict:
     and a verdict (better / worse / within noise: a change counts when it exceeds two seed-to-seed spreads of a
     single run). With ``show``: the curves of FID against training compute and the sample grids of the runs.
     Returns {"rows": [...], "spread": {...}}."""
-    from course_utils.model.unet import LADDER
-    from course_utils.study import compute
     if len(presets) == 1:
         if presets[0] not in LADDER[1:]:
             raise CourseError(f"{presets[0]!r} has no rung before it; name the presets to compare, e.g. "
@@ -184,7 +181,6 @@ def _show_evidence(presets, summary, name) -> None:
     from IPython.display import display
     from PIL import Image
 
-    from course_utils.study import compute
     records = compute.load_all(name)
     grids = [(p, compute.samples_file(p, 0, name)) for p in presets] if len(presets) <= 4 else []
     grids = [(p, f) for p, f in grids if f.is_file()]  # (a long chain: the curves only)

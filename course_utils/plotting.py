@@ -10,6 +10,7 @@ if not matplotlib.get_backend().lower().startswith(("module://", "nbagg", "ipymp
 import matplotlib.pyplot as plt
 import torch
 
+from course_utils.system import atomic_write_bytes
 from course_utils.train import History
 
 
@@ -29,7 +30,6 @@ def save_grid_png(images: torch.Tensor, path, nrow: int = 8) -> None:
 
     from PIL import Image
 
-    from course_utils.system import atomic_write_bytes
     grid = (to_grid(images, nrow=nrow) * 255).round().to(torch.uint8).numpy()
     buf = io.BytesIO()
     Image.fromarray(grid, mode="L").save(buf, format="PNG")
@@ -125,7 +125,6 @@ def save(fig, path: str | Path, dpi: int = 110) -> Path:
     """Save atomically (temporary file, then rename) and close the figure."""
     import io
 
-    from course_utils.system import atomic_write_bytes
     buf = io.BytesIO()
     fig.savefig(buf, format=Path(path).suffix.lstrip(".") or "png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)

@@ -6,6 +6,8 @@ import argparse
 import shlex
 import sys
 
+from course_utils.errors import CourseError
+
 
 def _number(cast, ok, want: str, doc: str):
     """An argparse type: ``cast`` the text, then require ``ok(value)``; errors say what was ``want``ed."""
@@ -65,7 +67,6 @@ def sampler_parent() -> argparse.ArgumentParser:
 
 def sampler_kwargs(args) -> dict:
     """The keyword arguments of :func:`course_utils.diffusion.sample` chosen on the command line."""
-    from course_utils.errors import CourseError
     if args.sampler == "ddpm" and (args.steps is not None or args.eta):
         raise CourseError("--steps and --eta belong to the DDIM sampler. Fix: add --sampler ddim, or leave them out.")
     return {"sampler": args.sampler, "steps": args.steps, "eta": args.eta}

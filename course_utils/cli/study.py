@@ -34,8 +34,9 @@ def cmd_ablate(args) -> int:
 
 
 def cmd_ship(args) -> int:
-    sh.ship(args.steps, args.seeds, args.n, args.final_steps, args.final_n, args.ema, args.checkpoints, args.results,
-         skip_final=args.skip_final, skip_ladder=args.skip_ladder, command=args.command_line)
+    sh.ship(args.checkpoints, args.results, args.command_line, steps=args.steps, seeds=args.seeds, n=args.n,
+            final_steps=args.final_steps, final_n=args.final_n, ema=args.ema, skip_final=args.skip_final,
+            skip_ladder=args.skip_ladder)
     return 0
 
 

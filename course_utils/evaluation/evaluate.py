@@ -19,7 +19,12 @@ import math
 
 import torch
 
+from course_utils.data import load
+from course_utils.diffusion import sample
 from course_utils.errors import CourseError
+from course_utils.evaluation.classifier import load_classifier, predict
+from course_utils.evaluation.fid import fid_from_features, kid_from_features
+from course_utils.evaluation.metrics import checkerboard_score, dark_fraction
 
 REAL_SEED = 0          # which real images form the reference sets (fixed, so every model meets the same ones)
 MAX_N = 10000          # the size of the test split
@@ -31,14 +36,12 @@ def default_classifier():
     """The shipped classifier, loaded once per process."""
     global _default_classifier
     if _default_classifier is None:
-        from course_utils.evaluation.classifier import load_classifier
         _default_classifier = load_classifier()
     return _default_classifier
 
 
 def real_images(split: str, n: int, seed: int = REAL_SEED) -> torch.Tensor:
     """n images of ``split`` chosen by a seeded permutation (no flips)."""
-    from course_utils.data import load
     data = load(split)
     if n > len(data):
         raise CourseError(f"n={n} is more than the {len(data)} images of the {split} split.")
@@ -61,9 +64,6 @@ def confidence(logits: torch.Tensor) -> float:
 
 def _reference(classifier, n: int, kid_subsets: int) -> dict:
     """Real-data features and every real-vs-real number for this n (cached per classifier and n)."""
-    from course_utils.evaluation.classifier import predict
-    from course_utils.evaluation.fid import fid_from_features, kid_from_features
-    from course_utils.evaluation.metrics import checkerboard_score, dark_fraction
     key = (id(classifier), n, kid_subsets)
     hit = _real_cache.get(key)
     if hit is not None and hit["classifier"] is classifier:
@@ -85,7 +85,6 @@ def _reference(classifier, n: int, kid_subsets: int) -> dict:
 
 def generate(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 250, **sample_kwargs) -> torch.Tensor:
     """n samples in batches of ``batch``; batch i uses seed ``seed * 1000 + i`` (reproducible, disjoint noise)."""
-    from course_utils.diffusion import sample
     out = []
     for i, start in enumerate(range(0, n, batch)):
         out.append(sample(model, min(batch, n - start), seed=seed * 1000 + i, **sample_kwargs))
@@ -94,9 +93,6 @@ def generate(model: torch.nn.Module, n: int, seed: int = 0, batch: int = 250, **
 
 def evaluate_images(images: torch.Tensor, classifier=None, kid_subsets: int = 100) -> dict:
     """All metrics for given images (N, 1, 16, 16) in [-1, 1] against N real test images."""
-    from course_utils.evaluation.classifier import predict
-    from course_utils.evaluation.fid import fid_from_features, kid_from_features
-    from course_utils.evaluation.metrics import checkerboard_score, dark_fraction
     images = torch.as_tensor(images).float().cpu()
     if images.ndim != 4 or images.shape[1:] != (1, 16, 16):
         raise CourseError(f"expected images of shape (N, 1, 16, 16), got {tuple(images.shape)}.")

@@ -16,7 +16,11 @@ import time
 
 import torch
 
+from course_utils.data import load
+from course_utils.diffusion import sample
 from course_utils.errors import CourseError
+from course_utils.evaluation.classifier import predict
+from course_utils.evaluation.evaluate import default_classifier, evaluate_images
 
 WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 CLASSES = ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle boot")
@@ -42,8 +46,6 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> tuple[float, list[fl
 def real_reference(n_per_class: int, classifier) -> dict:
     """The classifier on real test images: accuracy (overall, per class) and the feature spread within classes,
     from the first ``n_per_class`` test images of each class."""
-    from course_utils.data import load
-    from course_utils.evaluation.classifier import predict
     test = load("test")
     idx = torch.cat([torch.nonzero(test.labels == c).flatten()[:n_per_class] for c in range(10)])
     feats, logits = predict(classifier, test.images[idx])
@@ -55,9 +57,6 @@ def guidance_sweep(model, weights=WEIGHTS, n_per_class: int = 100, seed: int = 0
                    batch: int = 250, progress: bool = False, **sample_kwargs) -> dict:
     """For each w in ``weights``: ``n_per_class`` guided samples of each class, their accuracy (overall and per
     class), Fashion-FID and feature spread; and the same measures for real test images under "real"."""
-    from course_utils.diffusion import sample
-    from course_utils.evaluation.classifier import predict
-    from course_utils.evaluation.evaluate import default_classifier, evaluate_images
     if not getattr(getattr(model, "config", None), "num_classes", 0):
         raise CourseError("guidance needs a class-conditional model (num_classes > 0), e.g. the preset "
                           "optimized_cond or checkpoints/optimized_cond-final.safetensors.")

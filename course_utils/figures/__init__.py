@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import Callable
 
 from course_utils.errors import CourseError
+from course_utils.figures import early, late  # noqa: F401 - they register on import
 from course_utils.figures.registry import FIGURES, figure  # noqa: F401 - figure: the decorator, also from here
 from course_utils.paths import home
+
 
 def figures_dir() -> Path:
     return home() / "walkthroughs" / "figures"
@@ -21,7 +23,6 @@ def figures_dir() -> Path:
 
 def registry() -> dict[str, Callable]:
     """Every figure, by file name (importing the modules that define them)."""
-    from course_utils.figures import early, late  # noqa: F401 - they register on import
     return dict(sorted(FIGURES.items()))
 
 

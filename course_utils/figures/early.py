@@ -9,8 +9,19 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from course_utils import plotting
+from course_utils.data import load
+from course_utils.diffusion import Schedule, sample
 from course_utils.errors import CourseError
 from course_utils.figures.registry import figure
+from course_utils.lessons.group_norm import groupnorm_demo
+from course_utils.lessons.rearrange_pooling import depth_to_space, maxpool_survivors, space_to_depth
+from course_utils.plotting import to_grid
+from course_utils.study import compute
+from course_utils.study.runs import load_shipped
+from course_utils.widgets.checkerboard import overlap_data, samples_figure
+from course_utils.widgets import gelu as gelu_widget
+from course_utils.widgets import rearrange_pooling as pooling_widget
 
 SHIPPED_N = 16      # samples drawn from a shipped checkpoint
 DDIM_STEPS = 25     # DDIM steps for those samples (deterministic, eta = 0)
@@ -20,14 +31,12 @@ STUDY = "cpu"       # the shipped compute-aware study the evidence figures read
 # --- helpers ------------------------------------------------------------------------------------------
 
 def _test_images(n: int | None = None) -> torch.Tensor:
-    from course_utils.data import load
     images = load("test").images
     return images if n is None else images[:n]
 
 
 def _shipped(name: str):
     """(model, steps it was trained for) of the shipped checkpoint ``checkpoints/NAME.safetensors``."""
-    from course_utils.study.runs import load_shipped
     found = load_shipped(name, name)
     if found is None:
         raise CourseError(f"no shipped checkpoint checkpoints/{name}.safetensors; regenerate the shipped "
@@ -37,7 +46,6 @@ def _shipped(name: str):
 
 
 def _shipped_samples(name: str, n: int = SHIPPED_N, seed: int = 0) -> tuple[torch.Tensor, object]:
-    from course_utils.diffusion import sample
     model, steps = _shipped(name)
     return sample(model, n, seed=seed, sampler="ddim", steps=DDIM_STEPS), steps
 
@@ -61,7 +69,6 @@ def _study_evidence(presets: tuple[str, ...], title: str, grids: tuple[str, ...]
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from course_utils.study import compute
     records = compute.load_all(STUDY)
     if not records:
         raise CourseError(f"the study {STUDY!r} has no runs yet (results/study/{STUDY}/runs/); make them with: "
@@ -120,7 +127,6 @@ def forward_process():
     """Four test images noised to steps 0..149 by q(x_t | x_0), beside the pure noise that sampling starts from."""
     import matplotlib.pyplot as plt
 
-    from course_utils.diffusion import Schedule
     sched = Schedule()
     steps = [0, 25, 50, 75, 100, 125, 149]
     imgs = _test_images(4)
@@ -143,7 +149,6 @@ def loss_weights():
     """The schedule's signal and noise scales, and the weight each step gets in the ELBO versus in L_simple."""
     import matplotlib.pyplot as plt
 
-    from course_utils.diffusion import Schedule
     s = Schedule()
     t = np.arange(1, s.T + 1)  # the paper's numbering: code step k is t = k + 1
     ab = s.alpha_bar.double().numpy()
@@ -182,8 +187,6 @@ def loss_weights():
 @figure("01_shipped_denoising.png")
 def shipped_denoising():
     """The shipped baseline checkpoint denoising pure noise (25 DDIM steps), snapshots left to right."""
-    from course_utils import plotting
-    from course_utils.diffusion import sample
     model, steps = _shipped("baseline")
     _, frames, frame_steps = sample(model, n=4, seed=0, frames=9, sampler="ddim", steps=DDIM_STEPS)
     fig = plotting.denoising_strip(frames, frame_steps, rows=4)
@@ -199,7 +202,6 @@ def overlap_maps():
     """Overlap counts on a constant input: k=3/s=2 once and stacked twice, k=2/s=2, and resize-then-convolve."""
     import matplotlib.pyplot as plt
 
-    from course_utils.widgets.checkerboard import overlap_data
     one = overlap_data(3, 2, 1, layers=1, n=6)
     two = overlap_data(3, 2, 1, layers=2, n=3)
     fix = overlap_data(2, 2, 0, layers=1, n=6)
@@ -220,7 +222,6 @@ def overlap_maps():
 @figure("02_shipped_spectra.png")
 def shipped_spectra():
     """Samples of the shipped baseline and upsample checkpoints beside real images, with their mean spectra."""
-    from course_utils.widgets.checkerboard import samples_figure
     base, sb = _shipped_samples("baseline")
     upsa, su = _shipped_samples("upsample")
     fig = samples_figure({f"baseline ({sb} steps)": base, f"upsample ({su} steps)": upsa,
@@ -244,7 +245,6 @@ def groupnorm_groups():
     """Which channels nn.GroupNorm(num_groups, num_channels) normalizes together, for six settings."""
     import matplotlib.pyplot as plt
 
-    from course_utils.lessons.group_norm import groupnorm_demo
     settings = [(1, 16), (2, 16), (8, 16), (16, 16), (8, 64), (32, 64)]
     fig, axes = plt.subplots(len(settings), 1, figsize=(10, 0.72 * len(settings) + 0.6))
     cmap = plt.get_cmap("tab20")
@@ -273,7 +273,6 @@ def batch_dependence():
     import matplotlib.pyplot as plt
     from torch import nn
 
-    from course_utils.data import load
     test = load("test")
 
     def first(label, k):
@@ -284,7 +283,6 @@ def batch_dependence():
                "with 7 pullovers": torch.cat([tshirt, pullovers])}
     bn, gn = nn.BatchNorm2d(1).train(), nn.GroupNorm(1, 1)
     fig, axes = plt.subplots(3, 3, figsize=(8.4, 8.2))
-    from course_utils.plotting import to_grid
     with torch.no_grad():
         outs = {name: (bn(x)[0, 0], gn(x)[0, 0]) for name, x in batches.items()}
     lim = max(float(max(o[0].abs().max(), o[1].abs().max())) for o in outs.values())
@@ -310,8 +308,7 @@ def study_width_groupnorm():
 @figure("04_activations.png")
 def activations():
     """The activation explorer's static picture: GELU (exact and tanh), ReLU and SiLU, values and derivatives."""
-    from course_utils.widgets.gelu import static_figure
-    return static_figure()
+    return gelu_widget.static_figure()
 
 
 @figure("04_study_gelu.png")
@@ -325,8 +322,7 @@ def study_gelu():
 @figure("05_rearrange_explorer.png")
 def rearrange_explorer():
     """The rearrange explorer's static picture on a labelled 6x6 input: where each pixel goes, and MaxPool's picks."""
-    from course_utils.widgets.rearrange_pooling import static_figure
-    return static_figure(size=6, channels=1, p1=2, p2=2)
+    return pooling_widget.static_figure(size=6, channels=1, p1=2, p2=2)
 
 
 @figure("05_pooling_a_real_image.png")
@@ -335,7 +331,6 @@ def pooling_a_real_image():
     import matplotlib.pyplot as plt
     from torch import nn
 
-    from course_utils.lessons.rearrange_pooling import depth_to_space, maxpool_survivors, space_to_depth
     x = _test_images(1)
     y = space_to_depth(x, 2, 2)
     back = depth_to_space(y, 2, 2)

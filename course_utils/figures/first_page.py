@@ -11,6 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from course_utils import plotting
+from course_utils.data import load
+from course_utils.diffusion import sample
+from course_utils.errors import CourseError
+from course_utils.paths import home
+from course_utils.study.runs import load_shipped
+
 N = 32           # images per grid
 NROW = 8         # images per row
 DDIM_STEPS = 25  # DDIM steps, eta 1: about 6x faster than the 150 DDPM steps (docs/results.md)
@@ -19,17 +26,11 @@ NAME = "first_page.png"
 
 
 def path() -> Path:
-    from course_utils.paths import home
     return home() / "docs" / NAME
 
 
 def draw():
     """The figure: N best-cpu samples (seed 0, DDIM with 25 steps, eta 1) beside the first N test images."""
-    from course_utils import plotting
-    from course_utils.data import load
-    from course_utils.diffusion import sample
-    from course_utils.errors import CourseError
-    from course_utils.study.runs import load_shipped
     found = load_shipped("best-cpu")
     if found is None:
         raise CourseError("no checkpoints/best-cpu.safetensors; train it with: python -m course_utils best-cpu")

@@ -9,7 +9,19 @@ import math
 
 import torch
 
+from course_utils import plotting
+from course_utils.data import load
+from course_utils.diffusion import sample
 from course_utils.figures.registry import figure  # noqa: F401 - used by the figures defined below
+from course_utils.lessons import noise_schedule as ns
+from course_utils.lessons import residual as G
+from course_utils.lessons import time_embedding as te
+from course_utils.model.cost import train_gflops
+from course_utils.model.unet import LADDER
+from course_utils.study import compute
+from course_utils.study import samplers as sm
+from course_utils.study import schedules as sc
+from course_utils.study.runs import load_shipped
 
 SCHEDULES = ("linear", "cosine", "linear_scaled", "linear_zero_snr")
 
@@ -24,14 +36,12 @@ def _plt():
 @figure("06_sinusoidal_embedding.png")
 def sinusoidal_embedding():
     """SinusoidalEmbedding(8) of t/T and of the integer t: the features against t, and the distance between steps."""
-    from course_utils.lessons import time_embedding as te
     return te.figure()
 
 
 @figure("06_off_a_straight_line.png")
 def off_a_straight_line():
     """How far each of the eight features is from a straight line in t, fed with t/T and with the integer t."""
-    from course_utils.lessons import time_embedding as te
     plt = _plt()
     fig, ax = plt.subplots(figsize=(9, 3.4), layout="constrained")
     t = torch.arange(150, dtype=torch.float64)
@@ -58,7 +68,6 @@ def off_a_straight_line():
 @figure("07_gradient_norms.png")
 def gradient_norms():
     """Loss gradient per block at initialization for sinusoidal, residual and optimized (one batch, one seed)."""
-    from course_utils.lessons import residual as G
     return G.figure(G.compare_presets(("sinusoidal", "residual", "optimized"), x0=G.fixed_batch(32), seed=0))
 
 
@@ -67,9 +76,6 @@ def gradient_norms():
 @figure("08_compute_per_step.png")
 def compute_per_step():
     """Training GFLOP per step of each ladder rung, and the steps each gets at the study's equal compute."""
-    from course_utils.model.cost import train_gflops
-    from course_utils.model.unet import LADDER
-    from course_utils.study import compute
     plt = _plt()
     gflops = [train_gflops(p) for p in LADDER]
     steps = [compute.steps_for(p) for p in LADDER]
@@ -92,7 +98,6 @@ def compute_per_step():
 @figure("08_study_curves.png")
 def study_curves():
     """Fashion-FID of every finished run of the compute-aware study against training steps and training compute."""
-    from course_utils.study import compute
     records = compute.load_all("cpu")
     if not records:
         plt = _plt()
@@ -106,9 +111,6 @@ def study_curves():
 @figure("08_best_vs_final.png")
 def best_vs_final():
     """16 samples each of optimized-final (original schedule) and best-cpu (zero terminal SNR, v), DDIM 25 steps."""
-    from course_utils import plotting
-    from course_utils.data import load
-    from course_utils.study.runs import load_shipped
     grids = {}
     for name in ("optimized-final", "best-cpu"):
         found = load_shipped(name)
@@ -120,7 +122,6 @@ def best_vs_final():
 
 def plotting_sample(model) -> torch.Tensor:
     """The walkthroughs' sample grid: 16 images, seed 0, DDIM with 25 steps and eta 1 (about 6x faster than DDPM)."""
-    from course_utils.diffusion import sample
     return sample(model, 16, seed=0, sampler="ddim", steps=25, eta=1.0)
 
 
@@ -129,7 +130,6 @@ def plotting_sample(model) -> torch.Tensor:
 @figure("09_schedules.png")
 def schedules():
     """alpha_bar_t and log10 SNR_t of the four schedules the course compares."""
-    from course_utils.lessons import noise_schedule as ns
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4), layout="constrained")
     for name, c in ns.curves().items():
@@ -145,9 +145,6 @@ def schedules():
 @figure("09_noised_images.png")
 def noised_images():
     """Four test images noised to t = 0, 25, 50, 100, 149 under each schedule, with the same noise."""
-    from course_utils import plotting
-    from course_utils.data import load
-    from course_utils.lessons import noise_schedule as ns
     plt = _plt()
     ts = (0, 25, 50, 100, 149)
     strips = ns.noised(load("test").images[:4], ts=ts, seed=0)
@@ -167,8 +164,6 @@ def noised_images():
 @figure("09_xT_mismatch.png")
 def xT_mismatch():
     """x_T of 2,000 real test images under the original schedule beside N(0, I): histogram, per-pixel mean and sd."""
-    from course_utils.data import load
-    from course_utils.lessons import noise_schedule as ns
     plt = _plt()
     m = ns.mismatch(load("test").images[:2000], "linear", seed=0)
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2), layout="constrained")
@@ -190,7 +185,6 @@ def schedule_samples():
     import numpy as np
     from PIL import Image
 
-    from course_utils.study import schedules as sc
     plt = _plt()
     folder = sc.schedules_dir() / "samples"
     kinds = (("", "from N(0, I)"), ("-true-start", "from the true q(x_T) (diagnostic)"), ("-clip", "x0 clipped"))
@@ -217,7 +211,6 @@ def samplers():
     """Fashion-FID and images/s of DDIM at K = 10, 25, 50, 150 (eta 0 and 1) against DDPM, for optimized-final."""
     import json
 
-    from course_utils.study import samplers as sm
     f = sm.samplers_dir("optimized-final") / "results.json"
     return sm.plot(json.loads(f.read_text()))
 

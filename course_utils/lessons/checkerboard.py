@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from course_utils.errors import CourseError
+from course_utils.model.blocks import make_upsampler
 
 # The three upsamplers of course_utils.model.blocks.make_upsampler, as (kind, parameters).
 UPSAMPLER_PARAMS: dict[str, tuple[str, dict]] = {
@@ -299,7 +300,6 @@ def upsampler_response(kind: str, n: int = 4, weights: str = "ones", seed: int =
     ``weights="init"``: PyTorch's default random initialisation (seeded), bias included: what an
     untrained layer of that kind really does to a flat input.
     """
-    from course_utils.model.blocks import make_upsampler
 
     _positive_int("the input size n", n)
     if weights not in ("ones", "init"):

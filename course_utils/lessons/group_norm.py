@@ -18,8 +18,9 @@ import copy
 import torch
 from torch import nn
 
-from course_utils.model.blocks import divisors, make_norm
 from course_utils.errors import CourseError
+from course_utils.model.blocks import divisors, make_norm
+from course_utils.model.unet import build
 
 EPS = 1e-5  # PyTorch's default eps for BatchNorm2d and GroupNorm
 
@@ -48,7 +49,6 @@ def try_group_counts(preset: str = "groupnorm", values=range(1, 65), field: str 
     Returns {"ok": [values that build], "failed": {value: CourseError message}}. This is the original
     course's exercise "change the group size", done for every value at once.
     """
-    from course_utils.model.unet import build
 
     if field not in ("groups", "groups_first"):
         raise CourseError(f"field={field!r}: choose 'groups' (most layers) or 'groups_first' (first block and head).")

@@ -10,18 +10,18 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.model.blocks import ResidualConvBlock
+from course_utils.data import load
 from course_utils.diffusion import Schedule
 from course_utils.errors import CourseError
-from course_utils.train import diffusion_loss
+from course_utils.model.blocks import ResidualConvBlock
 from course_utils.model.unet import UNet, build
+from course_utils.train import diffusion_loss
 
 BLOCKS = ("down0", "down1", "down2", "dense_emb", "t_emb1", "t_emb2", "up0", "up1", "up2", "out")
 
 
 def fixed_batch(n: int = 32, split: str = "train") -> torch.Tensor:
     """The first ``n`` images of a Fashion-MNIST split (no shuffling, no flips): the same batch every time."""
-    from course_utils.data import load
     if n < 1:
         raise CourseError(f"the batch needs at least one image, got n={n}.")
     return load(split).images[:n].clone()

@@ -10,6 +10,13 @@ from __future__ import annotations
 import statistics
 import time
 
+from course_utils.data import Batches, load
+from course_utils.diffusion import Schedule, sample
+from course_utils.model.cost import sample_gflops_per_image, train_gflops
+from course_utils.model.unet import LADDER, build, count_params, same_network
+from course_utils.system import hardware, pick_device
+from course_utils.train import diffusion_loss
+
 
 def bench(names: list[str] | None = None, repeats: int = 3, steps: int = 5, samples: int = 16, device=None) -> dict:
     """Median training steps/s (batch 128) and sampling images/s (all T steps) of each preset over ``repeats``
@@ -20,13 +27,6 @@ def bench(names: list[str] | None = None, repeats: int = 3, steps: int = 5, samp
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # "no CUDA runtime" noise on a CPU
     from torch.utils.benchmark import Timer
 
-    from course_utils.system import hardware
-    from course_utils.data import Batches, load
-    from course_utils.diffusion import Schedule, sample
-    from course_utils.model.cost import sample_gflops_per_image, train_gflops
-    from course_utils.model.unet import LADDER, build, count_params, same_network
-    from course_utils.train import diffusion_loss
-    from course_utils.system import pick_device
     device = pick_device(device)
     names = names or LADDER
     data = load("train")

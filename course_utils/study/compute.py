@@ -37,12 +37,19 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_utils.system import atomic_write_text, hardware
+from course_utils import plotting
+from course_utils.data import load
+from course_utils.diffusion import sample
 from course_utils.errors import CourseError
+from course_utils.evaluation.evaluate import default_classifier
 from course_utils.model.cost import sample_gflops_per_image, train_gflops
 from course_utils.model.unet import LADDER, PRESETS, WIDTH_STEPS
 from course_utils.paths import results_dir
+from course_utils.plotting import save_grid_png
+from course_utils.stats import pooled_sd
 from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, cached_point, same_settings, save_record
+from course_utils.system import atomic_write_text, hardware
+from course_utils.train import recompute_batchnorm
 
 REFERENCE = "optimized"
 REFERENCE_STEPS = 1000
@@ -200,7 +207,6 @@ def run_one(preset: str, seed: int, name: str | Study = "cpu", kind: str = "budg
             device=None) -> dict:
     """Train one run of ``preset`` (seed ``seed``) of study ``name`` in segments, evaluating at every milestone;
     resumable, and a stored evaluation is reused only under the one cache rule."""
-    from course_utils.evaluation.evaluate import default_classifier
     study = get_study(name)
     spec = study.spec(preset, seed, kind)
     settings = study.eval_settings()
@@ -238,10 +244,6 @@ def save_samples(preset: str, seed: int, name: str = "cpu", n: int = SAMPLES) ->
     """A grid of ``n`` samples (seed 0, the study's sampler) from a finished run's EMA weights with BatchNorm
     statistics recomputed, as a pixel-exact grayscale PNG (8 per row, 16x16 pixels each) in
     results/study/<name>/samples/; None when the run's checkpoint is not on this machine or not finished."""
-    from course_utils.data import load
-    from course_utils.diffusion import sample
-    from course_utils.plotting import save_grid_png
-    from course_utils.train import recompute_batchnorm
     study = get_study(name)
     spec = study.spec(preset, seed)
     if load_run(preset, seed, name) is None or spec.trained_steps() != spec.steps:
@@ -344,7 +346,6 @@ def summarize(name: str = "cpu") -> dict:
     atomic_write_text(folder / "summary.json", json.dumps(out, indent=1))
     atomic_write_text(folder / "table.md", markdown(out))
     atomic_write_text(folder / "verdicts.md", verdicts_markdown(out))
-    from course_utils import plotting
     plotting.save(plot_curves(records), folder / "curves.png")
     return out
 
@@ -352,7 +353,6 @@ def summarize(name: str = "cpu") -> dict:
 def run_spread(summary: dict, view: str) -> float | None:
     """The seed-to-seed spread of one run's FID in ``view``: :func:`course_utils.stats.pooled_sd` over the presets
     with two or more seeds (None if there are none)."""
-    from course_utils.stats import pooled_sd
     groups = [r[view]["fids"] for r in summary["rows"] if view in r]
     return pooled_sd(groups)
 
@@ -371,7 +371,6 @@ def verdict(before: dict, after: dict, spread: float | None) -> str:
 def steps_of_ladder(summary: dict) -> list[dict]:
     """Each step of the ladder (and of the width side study) with its change of mean FID and verdict in both
     views: [{"from", "to", "idea", "equal_steps": {"change", "verdict"}, "equal_compute": {...}}, ...]."""
-    from course_utils.model.unet import PRESETS
     rows = {r["preset"]: r for r in summary["rows"]}
     chains = [LADDER, WIDTH_STEPS]
     out = []

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import torch
 
+from course_utils import distributed as dist
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
 from course_utils.data import load
 from course_utils.errors import CheckpointError, CourseError
-from course_utils.train import SAVE_EVERY, Budget, get_budget, load_history, save_history, train
-from course_utils.model.unet import build, get_preset
-from course_utils.paths import checkpoint_dir, runs_root
+from course_utils.model.blocks import resolve_factories, uses_registered
+from course_utils.model.unet import PRESETS, UNet, UNetConfig, build, get_preset
+from course_utils.paths import checkpoint_dir, find_home, runs_root
+from course_utils.train import Budget, get_budget, load_history, save_history, train
 
 
 
@@ -32,7 +34,6 @@ def variant_name(preset: str, overrides: dict | None = None) -> str:
 def nearest_preset(config) -> tuple[str, dict]:
     """(preset, overrides) that spell ``config``: the preset whose config differs in the fewest fields (the
     ladder first), and those fields."""
-    from course_utils.model.unet import PRESETS
     want = config.flat()
     best = None
     for name, preset in PRESETS.items():
@@ -56,8 +57,6 @@ def as_variant(item) -> tuple[str, str, dict, object]:
     ``model`` is the U-Net to train when it holds a block of your own (its runs are never reused: your code may
     have changed), else None (a fresh one is built from the preset, and a finished run of the same config is reused).
     """
-    from course_utils.model.blocks import resolve_factories, uses_registered
-    from course_utils.model.unet import UNet, UNetConfig
     if isinstance(item, str):
         get_preset(item)
         return item, item, {}, None
@@ -100,8 +99,7 @@ def _cached(preset: str, budget: Budget, seed: int, steps: int, overrides: dict 
 
 
 def train_preset(preset, budget: str | Budget | None = None, seed: int = 0, retrain: bool = False,
-                 progress: bool = True, device=None, steps: int | None = None, out: str | Path | None = None,
-                 ema_decay: float | None = None, resume: bool = False, save_every: int = SAVE_EVERY,
+                 progress: bool = True, steps: int | None = None, out: str | Path | None = None,
                  overrides: dict | None = None, **train_kwargs):
     """Return (model, history) for ``preset`` trained under ``budget`` (default: $COURSE_BUDGET).
 
@@ -109,10 +107,10 @@ def train_preset(preset, budget: str | Budget | None = None, seed: int = 0, retr
     a U-Net built with ``cu.build`` (with a block of your own, if you like). ``overrides`` change fields of the
     preset's config (``{"schedule": "cosine"}``, ``{"act": "gelu"}``); such a variant trains in its own folder
     (``runs/BUDGET/baseline+schedule=cosine-seed0``). Reuses a finished run of the same preset, config, budget and
-    seed unless ``retrain`` is set (never one of a network with a block of your own). ``train_kwargs`` (``lr``,
-    ``batch_size``, ``callbacks``, ``meta``) go to :func:`course_utils.train.train`.
+    seed unless ``retrain`` is set (never one of a network with a block of your own). ``train_kwargs`` (``device``,
+    ``ema_decay``, ``resume``, ``save_every``, ``lr``, ``batch_size``, ``callbacks``, ``meta``, ...) go to
+    :func:`course_utils.train.train`.
     """
-    from course_utils.model.blocks import resolve_factories, uses_registered
     _, preset, fields, given = as_variant(preset)
     overrides = {**fields, **resolve_factories(overrides or {})}
     budget = budget if isinstance(budget, Budget) else get_budget(budget)
@@ -122,7 +120,7 @@ def train_preset(preset, budget: str | Budget | None = None, seed: int = 0, retr
     name = variant_name(preset, overrides)
     if uses_registered(model.config):
         retrain = True  # the student's code may have changed since the last run: never reuse it
-    if out is None and not retrain and not resume:
+    if out is None and not retrain and not train_kwargs.get("resume"):
         hit = _cached(preset, budget, seed, steps, overrides)
         if hit is not None:
             if progress:
@@ -131,10 +129,9 @@ def train_preset(preset, budget: str | Budget | None = None, seed: int = 0, retr
             return hit
     d = Path(out) if out is not None else run_dir(preset, budget.name, seed, overrides)
     train_kwargs.setdefault("conditional", model.config.num_classes > 0)
-    history = train(model, load("train"), steps, seed=seed, device=device, progress=progress, preset=preset,
-                    checkpoint=d / "model.safetensors", resume=resume, ema_decay=ema_decay, save_every=save_every,
-                    meta={"budget": budget.name, **train_kwargs.pop("meta", {})}, **train_kwargs)
-    from course_utils import distributed as dist
+    history = train(model, load("train"), steps, seed=seed, progress=progress, preset=preset,
+                    checkpoint=d / "model.safetensors", meta={"budget": budget.name, **train_kwargs.pop("meta", {})},
+                    **train_kwargs)
     if dist.is_main():
         save_history(d / "history.json", history)
     return model.cpu(), history
@@ -170,7 +167,6 @@ def find_checkpoint(variant: str, checkpoint: str | Path | None = None) -> Path:
 
 def shipped_names() -> list[str]:
     """The names of the shipped U-Net checkpoints (``checkpoints/*.safetensors`` except the classifier)."""
-    from course_utils.paths import find_home
     home = find_home()
     folder = home / "checkpoints" if home else None
     if folder is None or not folder.is_dir():
@@ -182,7 +178,6 @@ def resolve(name: str, checkpoint: str | Path | None = None) -> tuple[Path, str 
     """(checkpoint file, preset to check it against) for a command's NAME: a preset (its ``checkpoint``, shipped
     checkpoint or latest run, see :func:`find_checkpoint`) or the name of a shipped checkpoint such as
     ``optimized-final`` (the preset it holds is read from the file)."""
-    from course_utils.model.unet import PRESETS
     if name in PRESETS:
         return find_checkpoint(name, checkpoint), name
     if shipped_path(name).is_file() and name != "classifier":

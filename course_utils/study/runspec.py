@@ -24,11 +24,12 @@ from pathlib import Path
 import torch
 
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
-from course_utils.system import atomic_write_text
 from course_utils.data import load
 from course_utils.errors import CourseError
+from course_utils.evaluation.evaluate import evaluate
 from course_utils.model.unet import UNet, UNetConfig, get_preset
 from course_utils.paths import runs_root
+from course_utils.system import atomic_write_text
 from course_utils.train import LRSchedule, check_ema, recompute_batchnorm, train
 
 LR_SCHEDULES = ("constant", "cosine")
@@ -187,7 +188,9 @@ class RunSpec:
 
     def train_to(self, step: int, progress: bool = True, device=None) -> Path:
         """Train (or resume) the run up to ``step`` of its ``steps``; the learning-rate schedule always spans the
-        whole run, so stopping at a milestone and going on gives the same weights as one go. Returns the checkpoint."""
+        whole run. A resumed segment draws its batches and noise from streams seeded by the step it resumes at, so a
+        run resumed at the same steps is reproduced exactly, while one resumed elsewhere (after an interruption)
+        differs from one made in one go by training noise only. Returns the checkpoint."""
         if not 0 < step <= self.steps:
             raise CourseError(f"step {step} lies outside the run's 1..{self.steps} steps.")
         at = self.trained_steps()
@@ -214,7 +217,6 @@ class RunSpec:
     def evaluate(self, step: int, settings: EvalSettings, classifier=None, progress: bool = True,
                  device=None) -> dict:
         """Train to ``step`` if needed and score the EMA weights there: one point of the run's curve."""
-        from course_utils.evaluation.evaluate import evaluate
         self.train_to(step, progress, device)
         model, header = self.load()
         meta = header["meta"]

@@ -128,12 +128,18 @@ def ship_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, n: int = FINAL_
     return manifest
 
 
-def ship(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION_N, final_steps: int = FINAL_STEPS,
-         final_n: int = FINAL_N, ema: float = FINAL_EMA, checkpoints: str | Path | None = None,
-         results: str | Path | None = None, skip_final: bool = False, skip_ladder: bool = False,
-         command: str = "python -m course_utils ship", progress: bool = True,
-         presets: list[str] | None = None) -> dict:
-    """Everything: the ablation and ladder checkpoints, then the final model. Records the wall time."""
+def ship(checkpoints: str | Path | None = None, results: str | Path | None = None,
+         command: str = "python -m course_utils ship", progress: bool = True, **settings) -> dict:
+    """Everything: the ablation and ladder checkpoints, then the final model. Records the wall time. ``settings``:
+    steps, seeds, n (the ablation), final_steps, final_n, ema (the final model), skip_final, skip_ladder, presets."""
+    known = {"steps": LADDER_STEPS, "seeds": SEEDS, "n": ABLATION_N, "final_steps": FINAL_STEPS, "final_n": FINAL_N,
+             "ema": FINAL_EMA, "skip_final": False, "skip_ladder": False, "presets": None}
+    unknown = set(settings) - set(known)
+    if unknown:
+        raise CourseError(f"unknown ship settings {sorted(unknown)}; known: {sorted(known)}.")
+    o = {**known, **settings}
+    steps, seeds, n, final_steps, final_n, ema = (o[k] for k in ("steps", "seeds", "n", "final_steps", "final_n", "ema"))
+    skip_final, skip_ladder, presets = o["skip_final"], o["skip_ladder"], o["presets"]
     check_ema(ema)
     t0 = time.perf_counter()
     out: dict = {}

@@ -20,9 +20,10 @@ import html
 import numpy as np
 import torch
 
-from course_utils.lessons import checkerboard as up
 from course_utils.errors import CourseError
 from course_utils.evaluation.metrics import checker_pattern, checkerboard_score, mean_spectrum, nyquist_amplitude
+from course_utils.lessons import checkerboard as up
+from course_utils.plotting import to_grid
 
 # Upsampler choices of the explorer's drop-down: label -> (kernel, stride, padding) or None (custom).
 CHOICES: dict[str, tuple[int, int, int] | None] = {
@@ -222,7 +223,6 @@ def draw_samples(d: dict, axes, view: str = VIEWS[0]) -> None:
     :func:`samples_data`'s result ``d``."""
     from matplotlib.patches import Rectangle
 
-    from course_utils.plotting import to_grid
 
     for ax in np.ravel(axes):
         ax.clear()

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import html
 
-from course_utils.lessons import gelu as A
 from course_utils.errors import CourseError
+from course_utils.lessons import gelu as A
+from course_utils.system import pick_device
 
 COLORS = {"gelu": "tab:blue", "gelu_tanh": "tab:cyan", "relu": "tab:red", "silu": "tab:green"}
 VIEWS = ("values and derivatives", "values", "derivatives")
@@ -111,7 +112,6 @@ def explorer(names=("gelu", "relu"), lo: float = -4.0, hi: float = 3.0, timing_n
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from course_utils.system import pick_device
 
     x_min = W.FloatSlider(value=lo, min=-8.0, max=-0.25, step=0.25, description="x min", continuous_update=False)
     x_max = W.FloatSlider(value=hi, min=0.25, max=8.0, step=0.25, description="x max", continuous_update=False)
