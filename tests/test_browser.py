@@ -16,8 +16,9 @@ the whole test is 4 minutes on 2 cores. Measured on 2 cores that a training run 
 average about 10): notebook 02 alone took 176 s in the browser, 04 and 09 did not finish Run All Cells within
 420 s, and a notebook under the ``ci`` budget keeps both cores busy, so parallel tabs would not help. With the
 shared notebook the whole test took 2 min 44 s (nothing trained before) and 3 min 22 s in two runs on that machine
-(``time pytest -q tests/test_browser.py``: 76 and 88 s of CPU in all, 52 and 63 s of it in the kernel). Every notebook still runs cell by cell under nbval in ``./course test``;
-here each widget is drawn and used in a real browser.
+(``time pytest -q tests/test_browser.py``: 76 and 88 s of CPU in all, 52 and 63 s of it in the kernel). Every
+notebook still runs cell by cell under nbval in ``./course test``; here each widget is drawn and used in a real
+browser.
 $COURSE_BROWSER_NOTEBOOKS still runs whole notebooks (below).
 
 The checks: an explorer's ``.course-readout`` text must change after ArrowLeft on its first slider (ArrowRight
@@ -403,7 +404,8 @@ def test_a_new_notebook_with_a_widget_is_picked_up(tmp_path):
     """A temporary notebook that draws a widget joins the plan; one without does not; a name that only looks like
     a widget (another module's ``explorer``) is not mistaken for one."""
     explorer_nb = _write_nb(tmp_path / "12_new_explorer.ipynb", "import torch",
-                            "from course_utils.widgets import gelu as my_widget", "lo = -2.0\nmy_widget.explorer(lo=lo)")
+                            "from course_utils.widgets import gelu as my_widget",
+                            "lo = -2.0\nmy_widget.explorer(lo=lo)")
     quiz_nb = _write_nb(tmp_path / "13_new_quiz.ipynb", "import course_utils.widgets.quiz as qz", 'qz.quiz("04")')
     plain_nb = _write_nb(tmp_path / "15_plain.ipynb", "import course_utils as cu", "def explorer():\n    pass",
                          "explorer()", "from mylib import quiz\nquiz('01')")

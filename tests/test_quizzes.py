@@ -70,7 +70,8 @@ def test_the_checker_on_a_known_question():
     assert "32 groups of 2" in right
     wrong = next(j for j, c in enumerate(q.choices) if "2 groups of 32" in c)
     ok, message = Q.check("03", 0, wrong)
-    assert not ok and message == "Not quite: the first argument is the number of groups, not the number of channels per group."
+    assert not ok and message == ("Not quite: the first argument is the number of groups, not the number of "
+                                  "channels per group.")
     assert Q.check("03", 0, q.answer) == (True, f"Right! {q.confirm}")
 
 
