@@ -167,7 +167,7 @@ def _add_study(sub) -> None:
                                    "--lr-schedule, --batch-size, --ema) belongs in a study of its own name (--name). "
                                    "Resumable: each milestone's evaluation is saved to results/study/NAME/runs/ as it "
                                    "is made, and a new start continues with the next missing one. On 2 CPU cores a "
-                                   "run takes 10-60 minutes; see the README.")
+                                   "run takes 10-60 minutes; see docs/results.md.")
     s.add_argument("--recipe", choices=sorted(co.RECIPES), help="original (default) or best: which study to make")
     s.add_argument("--name", help="the study's folder under results/study (default: the recipe's, cpu or "
                                   "cpu-best-recipe)")
@@ -260,7 +260,7 @@ def _add_ship(sub) -> None:
                     f"(default {sh.LADDER_STEPS}) and seeds (default {sh.SEEDS}) -> results/ablation/ladder/; "
                     "(3) the seed-0 ladder runs as fp16 checkpoints/<preset>.safetensors with manifests. "
                     "Finished runs in runs/ are reused, so an interrupted ship continues where it stopped. "
-                    "Measured on 2 CPU cores: see the README.")
+                    "Measured on 2 CPU cores: see docs/results.md.")
     s.add_argument("--steps", type=positive, default=sh.LADDER_STEPS, help=f"steps per preset (default {sh.LADDER_STEPS})")
     s.add_argument("--seeds", type=positive, default=sh.SEEDS, help=f"ablation seeds (default {sh.SEEDS})")
     s.add_argument("-n", type=positive, default=sh.ABLATION_N, help=f"samples per ablation evaluation (default {sh.ABLATION_N})")

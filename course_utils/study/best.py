@@ -103,7 +103,7 @@ def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = 
          "recipe": recipe,
          "budget": f"at most {MAX_MINUTES} minutes of training on the machine below",
          "why": ("the best-cpu recipe with class labels (notebook 10)" if guided else
-                 "chosen from the compute-aware study (results/study/cpu): see the README"),
+                 "chosen from the compute-aware study (results/study/cpu): see docs/results.md"),
          "steps": hist.steps, "epochs": round(hist.steps * recipe["batch_size"] / (STEPS_PER_EPOCH * 128), 2),
          "seed": 0, "ema_decay": recipe["ema"], "wall_seconds": round(hist.seconds, 1),
          "train_minutes": round(minutes, 1), "final_loss": round(hist.final_loss(), 5),
