@@ -247,7 +247,9 @@ def test_training_lowers_the_loss_on_a_fixed_batch():
         before = float(sum(loss_at(k) for k in range(3)) / 3)
     for step in range(40):
         loss = loss_at(100 + step)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     with torch.no_grad():
         after = float(sum(loss_at(k) for k in range(3)) / 3)
     assert after < 0.6 * before, (before, after)

@@ -64,7 +64,7 @@ def test_baseline_layers_match_the_original():
     up = m.up1.model[0]
     assert isinstance(up, nn.ConvTranspose2d) and (up.kernel_size, up.stride, up.padding, up.output_padding) == \
         ((3, 3), (2, 2), (1, 1), (1, 1))
-    assert [l.out_features for l in m.dense_emb if isinstance(l, nn.Linear)] == [32, 32, 1024]
+    assert [layer.out_features for layer in m.dense_emb if isinstance(layer, nn.Linear)] == [32, 32, 1024]
     assert m.t_emb1[0].in_features == 1
 
 
@@ -75,7 +75,7 @@ def test_optimized_layers_match_the_original():
     assert isinstance(m.down1[2], blocks.RearrangePool) and m.down1[2].conv[0].in_channels == 256
     up = m.up1.model[0]
     assert (up.kernel_size, up.stride) == ((2, 2), (2, 2)) and len(m.up1.model) == 5
-    assert [l.out_features for l in m.dense_emb if isinstance(l, nn.Linear)] == [64, 64, 2048]
+    assert [layer.out_features for layer in m.dense_emb if isinstance(layer, nn.Linear)] == [64, 64, 2048]
     assert isinstance(m.time_features, blocks.SinusoidalEmbedding) and m.t_emb1[0].in_features == 8
     assert m.out[0].in_channels == 128 and m.out[1].num_groups == 8
 
