@@ -16,7 +16,6 @@ from __future__ import annotations
 import html
 import time
 
-import torch
 
 from course_utils.diffusion import sample
 from course_utils.errors import CourseError
