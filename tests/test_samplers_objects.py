@@ -181,7 +181,7 @@ def make_reference() -> dict:
 
 @pytest.fixture(scope="module")
 def reference():
-    return torch.load(REFERENCE)
+    return torch.load(REFERENCE, weights_only=True)
 
 
 # 150 steps of a 2M-parameter network, twice: minutes on 2 busy cores
