@@ -10,7 +10,7 @@ schedule with v-prediction at about half the original's FID on the baseline at e
 ``optimized`` with that schedule, trained with the study's recipe (Adam, batch 128, EMA 0.999) and the learning
 rate decayed to 0 along a cosine; ``BEST`` holds it.
 
-Resumable: the run trains in ``runs/best-cpu/`` with a checkpoint every 100 steps; an interrupted command
+Resumable: the run trains in ``runs/specs/best-cpu-KEY/`` with a checkpoint every 100 steps; an interrupted command
 continues from it. The result is evaluated like every shipped checkpoint (``evaluate``: Fashion-FID of 1,000 DDPM
 samples against 1,000 test images, seed 0) and exported as fp16 EMA weights to
 ``checkpoints/best-cpu.safetensors`` with a manifest.
