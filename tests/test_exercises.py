@@ -1,6 +1,9 @@
 """The checked code exercises: every solution in answers/ passes its checker; a wrong version of each fails with a
 verdict that names the case, shows the input, the expected and the actual value, and lets no traceback escape; a
-stub gets "not attempted yet"; and notebooks 01-07 each call at least two checkers."""
+stub gets "not attempted yet"; notebooks 01-07 each call at least two checkers, and every stub says about how many
+lines it takes. Every checker's hints come in tiers: level 1 (printed with a failure) is words, never code; level 2
+gives the formula or API and exists for every checker, without any line of the solution; level 3 names the answers
+file."""
 from __future__ import annotations
 
 import ast
@@ -74,6 +77,46 @@ WRONG = {
             mean = (x_t - b / (1 - ab).sqrt() * eps) / (1 - b).sqrt()
             return mean + b.sqrt() * z                 # adds noise at t = 0 too
         """, "t = 0"),
+    ("baseline_ddpm", "check_training_step"): ("""
+        import torch
+        import torch.nn.functional as F
+        def training_loss(model, x0, alpha_bar, gen):
+            t = torch.randint(1, len(alpha_bar) + 1, (x0.shape[0],), generator=gen)   # steps 1..T: off by one
+            noise = torch.randn(x0.shape, generator=gen)
+            ab = alpha_bar[t.clamp(max=len(alpha_bar) - 1)].view(-1, 1, 1, 1)
+            return F.mse_loss(model(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t.clamp(max=len(alpha_bar) - 1)), noise)
+        """, "one more than the library's"),
+    ("baseline_ddpm", "check_sampling_loop"): ("""
+        import torch
+        def sampling_loop(model, n, betas, alpha_bar, gen):
+            x = torch.randn(n, 1, 16, 16, generator=gen)
+            for t in range(len(betas) - 1, 0, -1):                # stops before t = 0
+                steps = torch.full((n,), t)
+                b, ab = betas[t], alpha_bar[t]
+                x = (x - b / (1 - ab).sqrt() * model(x, steps)) / (1 - b).sqrt() + b.sqrt() * torch.randn(x.shape, generator=gen)
+            return x.clamp(-1, 1)
+        """, "down to 0"),
+    ("checkerboard", "check_up_block"): ("""
+        import torch
+        import torch.nn.functional as F
+        def up_block(x, skip, weight, bias):
+            return F.conv_transpose2d(torch.cat((skip, x), dim=1), weight, bias, stride=2)   # skip first
+        """, "at index"),
+    ("noise_schedule", "check_v_target"): ("""
+        def v_target(x0, noise, t, alpha_bar):
+            ab = alpha_bar[t].view(-1, 1, 1, 1)
+            return ab * noise - (1 - ab) * x0                  # missing square roots
+        """, "at index"),
+    ("noise_schedule", "check_x0_from_v"): ("""
+        def x0_from_v(x_t, v, t, alpha_bar):
+            ab = alpha_bar[t].view(-1, 1, 1, 1)
+            return ab.sqrt() * x_t + (1 - ab).sqrt() * v       # wrong sign: that is the noise's mix, not x0's
+        """, "at index"),
+    ("guidance", "check_context_dropout"): ("""
+        import torch.nn.functional as F
+        def context_dropout(labels, u, p_uncond, num_classes):
+            return F.one_hot(labels, num_classes).float() * (u < p_uncond).float()[:, None]   # the mask inverted
+        """, "p_uncond = 0.1"),
     ("checkerboard", "check_output_size"): ("""
         def output_size(n, kernel, stride, padding=0, output_padding=0):
             return n * stride + kernel - 2 * padding + output_padding   # off by one stride
@@ -89,17 +132,18 @@ WRONG = {
                         counts[pos] += 1
             return counts
         """, "at position"),
+    ("group_norm", "check_group_stats"): ("""
+        def group_stats(x, num_groups):
+            g = x.reshape(x.shape[0], num_groups, -1)
+            return g.mean(-1), g.var(-1)                                      # unbiased variance
+        """, "var:"),
     ("group_norm", "check_group_norm"): ("""
         import torch
         def group_norm(x, num_groups, weight, bias, eps=1e-5):
             g = x.reshape(x.shape[0], num_groups, -1)
-            y = ((g - g.mean(-1, keepdim=True)) / torch.sqrt(g.var(-1, keepdim=True) + eps)).reshape(x.shape)
-            return y * weight.view(1, -1, 1, 1) + bias.view(1, -1, 1, 1)    # unbiased variance
-        """, "largest |difference|"),
-    ("group_norm", "check_valid_group_counts"): ("""
-        def valid_group_counts(channels):
-            return [g for g in range(1, channels) if channels % g == 0]      # forgot num_groups = C
-        """, "wrong length"),
+            var, mean = torch.var_mean(g, -1, keepdim=True, unbiased=False)
+            return ((g - mean) / torch.sqrt(var + eps)).reshape(x.shape)       # no affine: weight and bias unused
+        """, "32 groups of 2 channels"),
     ("gelu", "check_gelu"): ("""
         import math, torch
         def gelu(x):                                      # the tanh approximation
@@ -180,7 +224,7 @@ def test_a_wrong_version_fails_and_names_the_case(key, capsys):
     out = capsys.readouterr().out
     assert result is False, out
     assert out.startswith("✗") and "fails:" in out, out
-    for part in ("case ", "input:", "expected:", "actual:", "problem:", "hint:"):
+    for part in ("case ", "input:", "expected:", "actual:", "problem:", "hint:", "more:", ".hint(2)"):
         assert part in out, f"{part!r} missing from\n{out}"
     assert word in out, f"{word!r} missing from\n{out}"
     assert "Traceback" not in out
@@ -207,19 +251,19 @@ def test_an_exception_is_reported_not_raised(key, capsys):
 
 
 def test_a_later_failure_and_odd_values_are_reported():
-    from course_utils.exercises import group_norm
+    from course_utils.exercises import checkerboard
 
     calls = []
 
-    def flaky(channels):
-        calls.append(channels)
+    def flaky(n, kernel, stride, padding=0, output_padding=0):
+        calls.append(n)
         if len(calls) == 3:
             raise ZeroDivisionError("division by zero")
-        return [g for g in range(1, channels + 1) if channels % g == 0]
+        return (n - 1) * stride + kernel - 2 * padding + output_padding
 
-    assert group_norm.check_valid_group_counts(flaky) is False
-    assert group_norm.check_valid_group_counts(lambda c: "all of them") is False
-    assert group_norm.check_valid_group_counts(42) is False
+    assert checkerboard.check_output_size(flaky) is False
+    assert checkerboard.check_output_size(lambda *a: "all of them") is False
+    assert checkerboard.check_output_size(42) is False
 
 
 def test_an_input_changed_in_place_is_reported(capsys):
@@ -247,6 +291,56 @@ def test_every_notebook_has_its_checked_exercises(path):
         if CHECK_CALL.search(src):
             assert "NBVAL_CHECK_OUTPUT" not in src, "a checker's verdict depends on the student's code"
             assert "from course_utils.exercises import" in src
-    # each stub is stored unsolved, so the stored notebook prints "not attempted yet"
+    # each stub is stored unsolved, so the stored notebook prints "not attempted yet", and says how long it is
     stubs = [src for src in code if "# YOUR CODE HERE" in src]
     assert len(stubs) >= MINIMUM[path.stem] and all("raise NotImplementedError" in s for s in stubs), module
+    assert all(re.search(r"# YOUR CODE HERE \(≈ \d+ lines?\)", s) for s in stubs), [s for s in stubs if "≈" not in s]
+
+
+# What level 1 must not contain: code. Today's single hints (the solution itself) each trip at least one of these.
+CODE = re.compile(r"torch\.|\bF\.|\bnp\.|einops|=|\w\(|\.\w+\(|\[|\]|\*|`|\breturn\b|\blambda\b|\+=")
+
+
+def test_the_code_pattern_catches_the_old_hints():
+    """The hints as they were before tiers (each one the solution): the pattern rejects every one of them."""
+    old = ["pick each image's abar with alpha_bar[t], reshape it to (B, 1, 1, 1) with .view(-1, 1, 1, 1)",
+           "the n inputs sit `stride` apart, so the stamps span (n - 1) * stride + kernel positions",
+           "num_groups counts groups: it must divide C exactly (C % g == 0), from 1",
+           "Phi(x) = 0.5 * (1 + erf(x / sqrt(2))); use torch.erf",
+           "(1 + w) * e_cond - w * e_uncond, i.e. e_cond + w * (e_cond - e_uncond)",
+           "statistics.variance(g) for each g with len(g) >= 2",
+           "the shortcut goes around conv2 only: add x1 = conv1(x) to conv2(x1)."]
+    assert all(CODE.search(h) for h in old)
+
+
+def solution_lines(module: str, name: str) -> list[str]:
+    """The statements of the solution's last function (its body, without ``return``), long enough to be telling."""
+    code = next(c for m, n, c in SOLUTIONS if (m, n) == (module, name))
+    fn = [n for n in ast.parse(code).body if isinstance(n, ast.FunctionDef)][-1]
+    out = []
+    for stmt in fn.body:
+        text = ast.get_source_segment(code, stmt) or ""
+        for line in text.splitlines():
+            line = re.sub(r"^\s*(return\s+)?", "", line).split("#")[0].strip()
+            if len(line) >= 16:
+                out.append(line)
+    return out
+
+
+@pytest.mark.parametrize("key", ALL_CHECKERS, ids=lambda k: f"{k[0]}.{k[1]}")
+def test_hints_come_in_tiers(key, capsys):
+    check = checker(*key)
+    hints = check.hints
+    # level 1: a nudge in words, printed with every failure
+    assert len(hints.nudge.split()) >= 8, hints.nudge
+    assert not CODE.search(hints.nudge), f"level 1 contains code: {CODE.search(hints.nudge).group()!r} in {hints.nudge!r}"
+    # level 2: the formula or API, asked for by check_x.hint(2); never a line of the solution
+    assert hints.formula and hints.formula != hints.nudge
+    assert "def " not in hints.formula and "return " not in hints.formula
+    for line in solution_lines(*key):
+        assert line not in hints.formula, f"level 2 contains the solution's line {line!r}"
+    # level 3: where the solution is
+    assert (ROOT / hints.answers).is_file() and hints.answers in hints.level(3)
+    for level, text in ((1, hints.nudge), (2, hints.formula)):
+        check.hint(level)
+        assert capsys.readouterr().out == f"hint {level} for {check.exercise}: {text}\n"

@@ -9,6 +9,11 @@ own implementation. It prints exactly one verdict and returns
 * ``None``  when the function is still a stub: it raises ``NotImplementedError``, or returns ``None`` or ``...`` on
   the first case. ``None`` is falsy, so ``if check(...)`` treats it like a failure.
 
+Hints come in tiers (:class:`Hints`). A failure prints level 1, a *nudge*: which property fails, in words, never code.
+``check_x.hint(2)`` prints level 2, the formula or the API to use; ``check_x.hint(3)`` names the answers file that
+holds the solution. No hint is the solution's code. Each ``check_x`` is a :class:`Checker`, made by the
+:func:`checker` decorator from a function ``check_x(student_fn, hints)`` that calls :func:`run_check`.
+
 Nothing the student's code raises escapes (every ``Exception`` is caught and reported with its type, message and the
 line of the student's code it came from).
 """
@@ -25,6 +30,56 @@ import torch
 
 PASS, FAIL, TODO = "✓", "✗", "…"
 NOT_ATTEMPTED = "not attempted yet"
+
+
+@dataclass(frozen=True)
+class Hints:
+    """The tiers of help for one exercise: ``nudge`` (level 1, printed with a failure: which property fails, in
+    words), ``formula`` (level 2: the formula or the API), ``answers`` (level 3: the file holding the solution)."""
+
+    exercise: str
+    nudge: str
+    formula: str
+    answers: str = ""
+
+    def level(self, n: int) -> str:
+        if n <= 1:
+            return self.nudge
+        if n == 2:
+            return self.formula
+        return (f"the solution is in {self.answers}, section \"Checked code exercises\" (try hint(2) first)"
+                if self.answers else "no further hint")
+
+
+class Checker:
+    """A checked exercise: ``check_x(student_fn)`` runs the hidden cases and prints one verdict (see
+    :func:`run_check`); ``check_x.hint(n)`` prints hint level ``n`` (1 nudge, 2 formula or API, 3 where the solution
+    is)."""
+
+    def __init__(self, fn: Callable, hints: Hints):
+        self._fn, self.hints, self.exercise = fn, hints, hints.exercise
+        self.__name__ = getattr(fn, "__name__", f"check_{hints.exercise}")
+        self.__doc__ = fn.__doc__
+        self.__module__ = getattr(fn, "__module__", __name__)
+
+    def __call__(self, student_fn: Any) -> bool | None:
+        return self._fn(student_fn, self.hints)
+
+    def hint(self, level: int = 1) -> None:
+        """Print hint ``level``: 1 a nudge in words, 2 the formula or API, 3 where the solution is."""
+        print(f"hint {level} for {self.exercise}: {self.hints.level(level)}")
+
+    def __repr__(self) -> str:
+        return f"<checker {self.__name__}: call it on your function; .hint(2) for the formula>"
+
+
+def checker(nudge: str, formula: str) -> Callable[[Callable], Checker]:
+    """Make ``check_x(student_fn, hints)`` a :class:`Checker` with these hints; the exercise is the name after
+    ``check_``, the answers file the module's ``ANSWERS``."""
+    def wrap(fn: Callable) -> Checker:
+        name = fn.__name__.removeprefix("check_")
+        return Checker(fn, Hints(name, nudge, formula, fn.__globals__.get("ANSWERS", "")))
+    return wrap
 
 
 @dataclass
@@ -76,6 +131,8 @@ def describe(value: Any, limit: int = 8) -> str:
     if isinstance(value, torch.nn.Module):
         n = sum(p.numel() for p in value.parameters())
         return f"{type(value).__name__} module ({n:,} parameters)"
+    if isinstance(value, (list, tuple)) and 0 < len(value) <= 4 and all(isinstance(v, torch.Tensor) for v in value):
+        return "(" + "; ".join(describe(v, limit) for v in value) + ")"
     if isinstance(value, (list, tuple)):
         if len(value) <= 2 * limit and all(isinstance(v, (int, float)) for v in value):
             return repr([v if isinstance(v, int) else float(_num(v)) for v in value]) if isinstance(value, list) \
@@ -195,8 +252,14 @@ def _is_stub_result(value: Any) -> bool:
 
 
 def run_check(exercise: str, student_fn: Any, cases: list[Case],
-              compare: Callable[[Any, Any], str | None], hint: str = "") -> bool | None:
-    """Run ``student_fn`` on every case, print one verdict, return True / False / None (see the module docstring)."""
+              compare: Callable[[Any, Any], str | None], hint: Hints | str = "") -> bool | None:
+    """Run ``student_fn`` on every case, print one verdict, return True / False / None (see the module docstring).
+
+    A failure prints the case's own nudge (``Case.hint``) and the exercise's (``hint``: level 1 of :class:`Hints`),
+    then how to ask for more."""
+    hints = hint if isinstance(hint, Hints) else None
+    nudge = hints.nudge if hints else hint
+
     def fail(i: int, case: Case, problem: str, actual: str | None = None) -> bool:
         lines = [f"{FAIL} {exercise}: case {i + 1} of {len(cases)} fails: {case.name}"]
         shown = ", ".join(f"{k} = {case.shown.get(k) or describe(v)}" for k, v in case.inputs.items())
@@ -205,9 +268,11 @@ def run_check(exercise: str, student_fn: Any, cases: list[Case],
         if actual is not None:
             lines.append(f"  actual:   {actual}")
         lines.append(f"  problem:  {problem}")
-        for h in (case.hint, hint):
+        for h in (case.hint, nudge):
             if h:
                 lines.append(f"  hint:     {h}")
+        if hints:
+            lines.append(f"  more:     ex.check_{exercise}.hint(2) gives the formula or the API to use")
         print("\n".join(lines))
         return False
 

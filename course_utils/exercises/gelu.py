@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_utils.exercises.checking import Case, run_check, tensor_comparer
+from course_utils.exercises.checking import Case, Hints, checker, run_check, tensor_comparer
+
+ANSWERS = "answers/04_gelu.md"
 
 GRAD_ZERO = -0.7517916  # where GELU'(x) = 0 (notebook 04 finds it by bisection)
 
@@ -31,17 +33,20 @@ def _gelu_grad(x: torch.Tensor) -> torch.Tensor:
     return g
 
 
-def check_gelu(student_fn) -> bool | None:
+@checker(nudge="GELU multiplies its input by the probability that a standard normal variable is below it: the "
+               "exact normal distribution function, not the tanh approximation.",
+         formula="GELU(x) = x · Φ(x), Φ(x) = ½ (1 + erf(x / √2)). API: torch.erf, math.sqrt.")
+def check_gelu(student_fn, hints: Hints) -> bool | None:
     """``gelu(x)`` = x * Phi(x), elementwise, against ``F.gelu``."""
     cases = [Case(name, {"x": x}, F.gelu(x)) for name, x in _inputs()]
-    return run_check("gelu", student_fn, cases, tensor_comparer(1e-6, 1e-7),
-                     hint="Phi(x) = 0.5 * (1 + erf(x / sqrt(2))); use torch.erf (the tanh formula is only an "
-                          "approximation, off by up to about 5e-4).")
+    return run_check("gelu", student_fn, cases, tensor_comparer(1e-6, 1e-7), hints)
 
 
-def check_gelu_derivative(student_fn) -> bool | None:
+@checker(nudge="GELU is a product of the input and the normal distribution function, so its slope has two terms "
+               "by the product rule; the second uses the normal density.",
+         formula="d/dx [x · Φ(x)] = Φ(x) + x · φ(x), with the normal density φ(x) = exp(−x² / 2) / √(2π). API: "
+                 "torch.erf, torch.exp, math.pi.")
+def check_gelu_derivative(student_fn, hints: Hints) -> bool | None:
     """``gelu_derivative(x)`` = Phi(x) + x * phi(x), elementwise, against autograd."""
     cases = [Case(name, {"x": x}, _gelu_grad(x)) for name, x in _inputs()]
-    return run_check("gelu_derivative", student_fn, cases, tensor_comparer(1e-6, 1e-7),
-                     hint="product rule on x * Phi(x): Phi(x) + x * phi(x), with the normal density "
-                          "phi(x) = exp(-x**2 / 2) / sqrt(2 * pi).")
+    return run_check("gelu_derivative", student_fn, cases, tensor_comparer(1e-6, 1e-7), hints)

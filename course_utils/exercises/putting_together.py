@@ -5,8 +5,10 @@ change of FID is more than noise.
 """
 from __future__ import annotations
 
-from course_utils.exercises.checking import Case, run_check
+from course_utils.exercises.checking import Case, Hints, checker, run_check
 from course_utils.stats import pooled_sd
+
+ANSWERS = "answers/08_putting_it_together.md"
 
 
 def _compare(expected, actual) -> str | None:
@@ -19,7 +21,12 @@ def _compare(expected, actual) -> str | None:
     return None
 
 
-def check_pooled_sd(student_fn) -> bool | None:
+@checker(nudge="pool the spreads as variances, not as standard deviations: average the sample variances of the "
+               "groups that have at least two values, then take the square root; with no such group there is no "
+               "spread.",
+         formula="pooled sd = √(mean of s² over the groups with n ≥ 2), s² the sample variance (n − 1 in the "
+                 "denominator). API: statistics.variance, math.sqrt; None when no group qualifies.")
+def check_pooled_sd(student_fn, hints: Hints) -> bool | None:
     """``pooled_sd(groups)``: sqrt of the mean sample variance (n - 1) of the groups with at least two values."""
     specs = [
         ("two presets, three seeds each", [[111.9, 110.2, 113.4], [119.5, 121.0, 117.8]]),
@@ -30,6 +37,4 @@ def check_pooled_sd(student_fn) -> bool | None:
         ("groups of different sizes", [[1.0, 2.0], [10.0, 20.0, 30.0, 40.0]]),
     ]
     cases = [Case(name, {"groups": groups}, pooled_sd(groups)) for name, groups in specs]
-    return run_check("pooled_sd", student_fn, cases, _compare,
-                     hint="statistics.variance(g) for each g with len(g) >= 2 (it divides by n - 1); average those "
-                          "variances, then take the square root. No such group: return None.")
+    return run_check("pooled_sd", student_fn, cases, _compare, hints)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_utils.exercises.checking import Case, run_check, tensor_comparer
+from course_utils.exercises.checking import Case, Hints, checker, run_check, tensor_comparer
+
+ANSWERS = "answers/05_rearrange_pooling.md"
 
 
 def _images() -> list[tuple[str, torch.Tensor]]:
@@ -37,16 +39,21 @@ def _stacks() -> list[tuple[str, torch.Tensor]]:
     ]
 
 
-def check_space_to_depth(student_fn) -> bool | None:
+@checker(nudge="each 2 by 2 patch becomes four channels, and the order matters: the new channel index runs over "
+               "the old channel first, then the row inside the patch, then the column inside the patch.",
+         formula="API: einops.rearrange(x, pattern, p1=2, p2=2), whose pattern splits H into (h p1) and W into (w "
+                 "p2) and gathers (c p1 p2) on the channel axis, c first; nn.PixelUnshuffle(2) is the reference.")
+def check_space_to_depth(student_fn, hints: Hints) -> bool | None:
     """``space_to_depth(x)``: (B, C, H, W) -> (B, 4C, H/2, W/2), as ``nn.PixelUnshuffle(2)``."""
     cases = [Case(name, {"x": x}, nn.PixelUnshuffle(2)(x)) for name, x in _images()]
-    return run_check("space_to_depth", student_fn, cases, tensor_comparer(0, 0),
-                     hint="einops.rearrange(x, 'b c (h p1) (w p2) -> b (c p1 p2) h w', p1=2, p2=2): the new channel "
-                          "index runs over c first, then p1, then p2 (channel 4c + 2 p1 + p2).")
+    return run_check("space_to_depth", student_fn, cases, tensor_comparer(0, 0), hints)
 
 
-def check_depth_to_space(student_fn) -> bool | None:
+@checker(nudge="the inverse puts each group of four consecutive channels back into a 2 by 2 patch of one channel, "
+               "in the same order the forward rearrange used.",
+         formula="API: einops.rearrange with the space-to-depth pattern read backwards, the channel axis (c p1 "
+                 "p2) on the left, (h p1) and (w p2) on the right; nn.PixelShuffle(2) is the reference.")
+def check_depth_to_space(student_fn, hints: Hints) -> bool | None:
     """``depth_to_space(y)``: (B, 4C, H, W) -> (B, C, 2H, 2W), as ``nn.PixelShuffle(2)``, the inverse."""
     cases = [Case(name, {"y": y}, nn.PixelShuffle(2)(y)) for name, y in _stacks()]
-    return run_check("depth_to_space", student_fn, cases, tensor_comparer(0, 0),
-                     hint="the same pattern read backwards: 'b (c p1 p2) h w -> b c (h p1) (w p2)' with p1=2, p2=2.")
+    return run_check("depth_to_space", student_fn, cases, tensor_comparer(0, 0), hints)

@@ -10,8 +10,10 @@ import copy
 import torch
 from torch import nn
 
-from course_utils.exercises.checking import Case, run_check, tensor_comparer
+from course_utils.exercises.checking import Case, Hints, checker, run_check, tensor_comparer
 from course_utils.model.blocks import ConvBlock, ResidualConvBlock
+
+ANSWERS = "answers/07_residual_blocks.md"
 
 
 def _randn(*shape, seed, dtype=torch.float32):
@@ -47,11 +49,13 @@ def residual_forward_cases() -> list[Case]:
     return cases
 
 
-def check_residual_forward(student_fn) -> bool | None:
+@checker(nudge="the first block changes the number of channels, so the input itself cannot be added; the shortcut "
+               "goes around the second block only.",
+         formula="out = x1 + F(x1), where x1 is the first block's output and F the second block (each block is a "
+                 "module you call on a tensor).")
+def check_residual_forward(student_fn, hints: Hints) -> bool | None:
     """``residual_forward(x, conv1, conv2)``: x1 = conv1(x); out = x1 + conv2(x1)."""
-    return run_check("residual_forward", student_fn, residual_forward_cases(), tensor_comparer(1e-5, 1e-6),
-                     hint="the shortcut goes around conv2 only: conv1 changes the channel count, so x itself cannot be "
-                          "added; add x1 = conv1(x) to conv2(x1).")
+    return run_check("residual_forward", student_fn, residual_forward_cases(), tensor_comparer(1e-5, 1e-6), hints)
 
 
 def residual_grad_reference(x1: torch.Tensor, f, grad_out: torch.Tensor) -> torch.Tensor:
@@ -87,8 +91,11 @@ def residual_grad_cases() -> list[Case]:
     return cases
 
 
-def check_residual_grad(student_fn) -> bool | None:
+@checker(nudge="the gradient reaches x1 along two paths and they add up: the shortcut passes it on unchanged, and "
+               "the branch passes it back through its own derivative.",
+         formula="∂L/∂x1 = grad_out + J_f(x1)ᵀ grad_out. API: torch.autograd.grad(outputs, inputs, grad_outputs) "
+                 "returns a tuple with the second term; the input must require gradients "
+                 "(x1.detach().clone().requires_grad_(True)).")
+def check_residual_grad(student_fn, hints: Hints) -> bool | None:
     """``residual_grad(x1, f, grad_out)``: dL/dx1 for out = x1 + f(x1), given dL/dout = grad_out."""
-    return run_check("residual_grad", student_fn, residual_grad_cases(), tensor_comparer(1e-7, 1e-9),
-                     hint="dL/dx1 = grad_out (through the shortcut, unchanged) + the vector-Jacobian product of f: "
-                          "x1 = x1.clone().requires_grad_(True), then torch.autograd.grad(f(x1), x1, grad_out)[0].")
+    return run_check("residual_grad", student_fn, residual_grad_cases(), tensor_comparer(1e-7, 1e-9), hints)
