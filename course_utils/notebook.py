@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from course_utils import plotting
+from course_utils import plotting, reports
 from course_utils.data import load
 from course_utils.diffusion import sample
 from course_utils.errors import CourseError
@@ -141,7 +141,7 @@ def rung_evidence(*presets: str, name: str = "cpu", show: bool = True) -> dict:
         if len(presets) < 2:
             return {"rows": [], "spread": {}}
     views = {"equal_steps": "equal steps", "equal_compute": "equal compute"}
-    spread = {v: compute.run_spread(summary, v) for v in views}
+    spread = {v: reports.run_spread(summary, v) for v in views}
     out = []
     for before, after in zip(presets, presets[1:]):
         row = {"from": before, "to": after}
@@ -149,7 +149,7 @@ def rung_evidence(*presets: str, name: str = "cpu", show: bool = True) -> dict:
             a, b = rows[before].get(v), rows[after].get(v)
             if a and b:
                 row[v] = {"before": a["fid"], "after": b["fid"], "change": b["fid"][0] - a["fid"][0],
-                          "steps": (a["step"], b["step"]), "verdict": compute.verdict(a, b, spread[v])}
+                          "steps": (a["step"], b["step"]), "verdict": reports.verdict(a, b, spread[v])}
         out.append(row)
     if show:
         def fid(m_sd, seeds):

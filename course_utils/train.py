@@ -121,7 +121,7 @@ class Callback:
     it may read and change. Callbacks run in the order of their ``order`` attribute (lower first). The course's
     own: :class:`Resume` (continue a checkpoint), :class:`EMA`, :class:`Checkpointer`, :class:`ProgressBar`, an LR
     schedule (:class:`LRSchedule`, or any torch scheduler through :class:`TorchScheduler`), gradient clipping
-    (:class:`GradClip`), mixed precision (:class:`Autocast`) and :class:`Compile`.
+    (:class:`GradClip`), mixed precision (:class:`Autocast`), :class:`Compile` and a wall-clock :class:`TimeLimit`.
     """
 
     order = 0
@@ -224,6 +224,22 @@ class Compile(Callback):
 
     def before_fit(self, tr):
         tr.net = torch.compile(tr.net)
+
+
+class TimeLimit(Callback):
+    """Stop training once the run's training time (resumed segments included) reaches ``seconds``: the step under
+    way finishes, the checkpoint is written at it, and ``reached`` says whether the limit cut the run short."""
+
+    order = 30
+
+    def __init__(self, seconds: float):
+        if not seconds > 0:
+            raise CourseError(f"a time limit must be > 0 seconds, got {seconds!r}.")
+        self.seconds, self.reached = float(seconds), False
+
+    def after_step(self, tr):
+        if tr.history.seconds + time.perf_counter() - tr._t0 >= self.seconds and tr.step + 1 < tr.steps:
+            self.reached = tr.stop = True
 
 
 class Resume(Callback):
@@ -376,6 +392,7 @@ class Trainer:
         self.ema: torch.nn.Module | None = None
         self.forward_context = contextlib.nullcontext
         self.start_step = self.step = 0
+        self.stop = False  # a callback sets it to end training after the current step (TimeLimit)
         self.seek(0)
         self._t0 = time.perf_counter()
 
@@ -425,6 +442,8 @@ class Trainer:
         self._t0 = time.perf_counter()
         for self.step in range(self.start_step, self.steps):
             self.one_step()
+            if self.stop:
+                break
         self.clock()
         self.history.steps = max(self.history.steps, self.start_step)
         self._run("after_fit")

@@ -29,6 +29,8 @@ number with a decimal point or a thousands separator, or followed by ``%``, carr
 listed on a ``<!-- given: ... -->`` line of the file (values fixed by definition: a paper's constants, a setting).
 
 ``python tests/claims.py FILE.md ...`` checks files and prints every failure.
+``python tests/claims.py --resync FILE.md ...`` first rewrites each run block's ```text output with what the block
+prints now (a block that raises is left alone and reported), then checks; read ``git diff`` before committing.
 """
 from __future__ import annotations
 
@@ -206,9 +208,36 @@ def doc_files() -> list[Path]:
     return [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 
 
+def resync_runs(path: Path, ns: dict) -> int:
+    """Rewrite the printed output of every run block of ``path`` that runs; returns how many blocks changed."""
+    text, name, changed, parts, last = path.read_text(), str(path.relative_to(ROOT)), 0, [], 0
+    for m in RUN.finditer(text):
+        out = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile(m["code"], f"{name}:{line_of(text, m.start())}", "exec"), ns)  # noqa: S102
+        except Exception:  # noqa: BLE001 - check_runs reports it
+            continue
+        new = "\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").split("\n")) + "\n"
+        if new != m["out"]:
+            changed += 1
+            parts += [text[last:m.start("out")], new]
+            last = m.end("out")
+    if changed:
+        path.write_text("".join(parts) + text[last:])
+    return changed
+
+
 def main(argv: list[str]) -> int:
+    resync = "--resync" in argv
+    argv = [a for a in argv if a != "--resync"]
     files = [Path(a).resolve() for a in argv] or claim_files() + doc_files()
     ns = namespace()
+    if resync:
+        for f in files:
+            n = resync_runs(f, namespace())
+            if n:
+                print(f"{f.relative_to(ROOT)}: {n} run block(s) rewritten")
     bad = 0
     for f in files:
         problems = check_file(f, ns)

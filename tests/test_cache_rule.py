@@ -7,9 +7,11 @@ import shutil
 
 import pytest
 
+from course_utils import reports
+from course_utils.evaluation.evaluate import EvalSettings
 from course_utils.paths import results_dir
 from course_utils.study import compute, recipe, schedules
-from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, cached_point, same_settings
+from course_utils.study.runspec import Recipe, RunSpec, cached_point, same_settings
 
 
 @pytest.fixture()
@@ -69,6 +71,7 @@ def test_the_shipped_ema_check_rows_are_valid_under_the_cache_rule(tmp_path, no_
     shutil.copytree(shipped, tmp_path / "out")
     res = recipe.ema_check(out=tmp_path / "out", progress=False)
     assert [r["step"] for r in res["rows"]] == [1000, 2000, 4000]
+    reports.write_ema(res, tmp_path / "out")
     assert (tmp_path / "out" / "table.md").read_text() == (shipped / "table.md").read_text()
 
 

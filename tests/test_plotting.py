@@ -5,7 +5,7 @@ import matplotlib.pyplot as plt
 matplotlib.use("Agg")
 
 from course_utils import plotting  # noqa: E402
-from course_utils.study.ablation import plot_loss_panels  # noqa: E402
+from course_utils.reports import loss_panels  # noqa: E402
 
 
 def test_smooth_is_unbiased_at_the_start_and_has_no_cliff():
@@ -28,7 +28,7 @@ def test_loss_legend_gives_the_mean_of_the_last_window_and_moves_out_of_the_way_
 
 def test_ablation_loss_figure_splits_ladder_and_leave_one_out():
     h = [1.0, 0.5, 0.25]
-    fig = plot_loss_panels({"baseline": h, "optimized": h, "no_gelu": h, "no_width": h})
+    fig = loss_panels({"baseline": h, "optimized": h, "no_gelu": h, "no_width": h})
     left, right = (ax.get_legend().get_texts() for ax in fig.axes)
     assert [t.get_text().split()[0] for t in left] == ["baseline", "optimized"]
     assert [t.get_text().split()[0] for t in right] == ["optimized", "no_gelu", "no_width"]

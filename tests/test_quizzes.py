@@ -15,8 +15,8 @@ from course_utils.errors import CourseError
 from course_utils.lessons import quizzes as Q
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb") if 1 <= int(p.name[:2]) <= 10)
-KEYS = [f"{i:02d}" for i in range(1, 11)]
+NOTEBOOKS = sorted(p for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb") if 1 <= int(p.name[:2]) <= 11)
+KEYS = [f"{i:02d}" for i in range(1, 12)]
 
 
 def _cells(path: Path) -> list[tuple[str, str]]:
@@ -26,8 +26,8 @@ def _cells(path: Path) -> list[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 # the questions
 # --------------------------------------------------------------------------------------------
-def test_every_notebook_01_to_10_has_a_quiz_of_three_questions():
-    assert len(NOTEBOOKS) == 10
+def test_every_notebook_01_to_11_has_a_quiz_of_three_questions():
+    assert len(NOTEBOOKS) == 11
     assert sorted(Q.QUIZZES) == KEYS
     for key in KEYS:
         assert len(Q.questions(key)) == 3, key
@@ -76,7 +76,7 @@ def test_the_checker_on_a_known_question():
 
 
 def test_the_checker_refuses_what_does_not_exist():
-    for args in [("11", 0, 0), ("03", 3, 0), ("03", 0, 9), ("03", -1, 0)]:
+    for args in [("12", 0, 0), ("03", 3, 0), ("03", 0, 9), ("03", -1, 0)]:
         with pytest.raises(CourseError):
             Q.check(*args)
     assert Q.questions(3) == Q.questions("03")

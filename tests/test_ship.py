@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from course_utils import reports
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
 from course_utils.errors import CheckpointError, CourseError
 from course_utils.study.ship import export, ship
@@ -19,7 +20,7 @@ def test_ship_tiny(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path / "runs"))
     ck, res = tmp_path / "ck", tmp_path / "res"
     out = ship(steps=2, seeds=2, n=8, final_steps=3, final_n=8, checkpoints=ck, results=res,
-               presets=["baseline", "no_width"], progress=False, command="test")
+               presets=["baseline", "no_width"], progress=False, command="test", after_ablation=reports.write_ablation)
     # the ablation: both presets, two seeds each, every output file
     saved = json.loads((res / "results.json").read_text())
     assert {(r["preset"], r["seed"]) for r in saved["runs"]} == {(p, s) for p in ("baseline", "no_width") for s in (0, 1)}

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from course_utils import reports
 from course_utils.study import compute
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +68,8 @@ def test_shipped_study_runs_are_consistent():
     records = compute.load_all("cpu")
     for rec in records:
         steps = [p["step"] for p in rec["points"]]
-        assert steps == sorted(steps) and set(steps) <= set(compute.milestones(rec["preset"], rec["settings"]["reference_steps"]))
-        assert rec["steps"] == compute.steps_for(rec["preset"], rec["settings"]["reference_steps"])
+        assert steps == sorted(steps) and set(steps) <= set(compute.CPU.milestones(rec["preset"]))
+        assert rec["steps"] == compute.CPU.steps_for(rec["preset"])
         for p in rec["points"]:
             assert p["weights"] == "ema" and p["n"] == rec["settings"]["eval"]["n"] and p["fid"] > p["fid_floor"]
             assert p["train_tflop"] == pytest.approx(p["step"] * rec["train_gflops_per_step"] / 1e3)
@@ -212,7 +213,7 @@ def test_the_results_quote_the_schedule_comparison():
 
 def test_the_results_hold_the_current_study_verdicts():
     summary = compute.load_summary("cpu")
-    assert _block("results/study/cpu/verdicts.md") == compute.verdicts_markdown(summary).strip()
+    assert _block("results/study/cpu/verdicts.md") == reports.verdicts_table(summary).strip()
     assert _block("results/study/cpu/verdicts.md") == (compute.study_dir("cpu") / "verdicts.md").read_text().strip()
 
 
@@ -226,7 +227,7 @@ VERDICT_CELLS = {"03_group_norm": [("upsample", "wide_channels"), ("wide_channel
 
 def verdict_fragment(summary: dict, before: str, after: str) -> str:
     """How notebooks 03-07 state a rung's measured verdict; tests/test_shipped_study.py checks it against the data."""
-    st = next((s for s in compute.steps_of_ladder(summary) if (s["from"], s["to"]) == (before, after)), None)
+    st = next((s for s in reports.steps_of_ladder(summary) if (s["from"], s["to"]) == (before, after)), None)
     if st is None or "equal_compute" not in st or "equal_steps" not in st:
         return f"`{before}` → `{after}`: not measured yet"
     a, b = st["equal_steps"], st["equal_compute"]
@@ -292,9 +293,9 @@ def test_notebook_08_section_8_quotes_the_ablation():
     """The early, equal-step half of "Which ideas mattered" against results/ablation/ladder."""
     from course_utils.study import ablation
     rows = ablation.load_results("ladder")["summary"]
-    lad = {s["idea"]: s for s in ablation.ladder_steps(rows)}
-    loss = {s["idea"]: s for s in ablation.ladder_steps(rows, "final_loss")}
-    loo = {s["idea"]: s for s in ablation.leave_one_out(rows)}
+    lad = {s["idea"]: s for s in reports.ladder_steps(rows)}
+    loss = {s["idea"]: s for s in reports.ladder_steps(rows, "final_loss")}
+    loo = {s["idea"]: s for s in reports.leave_one_out(rows)}
     r = {x["preset"]: x for x in rows}
     nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
     text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
@@ -327,7 +328,7 @@ def test_notebook_08_section_8_states_the_study():
             f"scores {best['metrics']['fid']:.1f} at n = 1,000 after {best['train_minutes']:.1f} minutes"]
     missing = [w for w in want if w not in sec]
     assert not missing, missing
-    steps = {s["idea"]: s for s in compute.steps_of_ladder(summary) if not s["width_part"]}
+    steps = {s["idea"]: s for s in reports.steps_of_ladder(summary) if not s["width_part"]}
     better = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "better"}
     worse = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "worse"}
     assert "At equal compute only the extra skip makes FID measurably better" in sec and better == {"extra_skip"}
@@ -355,8 +356,8 @@ def test_the_results_summaries_say_what_their_tables_say():
     assert "the schedules that end at pure noise nearly halve" not in text.lower()
     # the equal-step ablation: its own scope, and the study's different answer on width
     rows = ablation.load_results("ladder")["summary"]
-    lad = {s["idea"]: s for s in ablation.ladder_steps(rows)}
-    loo = {s["idea"]: s for s in ablation.leave_one_out(rows)}
+    lad = {s["idea"]: s for s in reports.ladder_steps(rows)}
+    loo = {s["idea"]: s for s in reports.leave_one_out(rows)}
     assert "What it says, **at 250 steps only**" in text and "whichever way" not in text
     for idea in ("width", "extra_skip"):
         assert lad[idea]["clear"] and loo[idea]["clear"]
@@ -365,12 +366,12 @@ def test_the_results_summaries_say_what_their_tables_say():
         assert loo[idea]["clear"] and not lad[idea]["clear"]
     for idea in ("gelu", "rearrange", "upsampler"):
         assert not lad[idea]["clear"] and not loo[idea]["clear"]
-    steps = {s["idea"]: s for s in compute.steps_of_ladder(compute.load_summary("cpu")) if not s["width_part"]}
+    steps = {s["idea"]: s for s in reports.steps_of_ladder(compute.load_summary("cpu")) if not s["width_part"]}
     assert "finds width **within noise** in both of its views, and keeps only the extra skip as clearly better" in text
     assert steps["width"]["equal_steps"]["verdict"] == steps["width"]["equal_compute"]["verdict"] == "within noise"
     assert {i for i, s in steps.items() if "better" in (s["equal_steps"]["verdict"], s["equal_compute"]["verdict"])} \
         == {"extra_skip"}
-    parts = [s for s in compute.steps_of_ladder(compute.load_summary("cpu")) if s["width_part"]]
+    parts = [s for s in reports.steps_of_ladder(compute.load_summary("cpu")) if s["width_part"]]
     assert "two of width's three parts cross the threshold in one view each, in the worse direction" in text
     crossed = [[v for v in (s["equal_steps"]["verdict"], s["equal_compute"]["verdict"]) if v != "within noise"]
                for s in parts]

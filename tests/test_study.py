@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from course_utils import reports
 from course_utils.study import compute, samplers
 
 
@@ -15,17 +16,17 @@ def tiny_study(tmp_path, monkeypatch):
 
 
 def test_equal_compute_gives_cheaper_rungs_more_steps():
-    assert compute.steps_for("optimized") == compute.REFERENCE_STEPS
-    ratio = compute.steps_for("baseline") / compute.steps_for("optimized")
+    assert compute.CPU.steps_for("optimized") == compute.REFERENCE_STEPS
+    ratio = compute.CPU.steps_for("baseline") / compute.CPU.steps_for("optimized")
     assert 11.5 < ratio < 13.5
-    assert compute.milestones("optimized") == [125, 250, 500, 1000]
-    m = compute.milestones("baseline")
-    assert m[0] == 1000 and m[-1] == compute.steps_for("baseline") and len(m) == 5
+    assert compute.CPU.milestones("optimized") == [125, 250, 500, 1000]
+    m = compute.CPU.milestones("baseline")
+    assert m[0] == 1000 and m[-1] == compute.CPU.steps_for("baseline") and len(m) == 5
 
 
 def test_the_best_recipe_study_is_three_times_the_first_and_evaluates_at_1000_and_3000_steps():
     best = compute.STUDIES["cpu-best-recipe"]
-    assert best.budget_gflop() == pytest.approx(3 * compute.budget_gflop()) and best.budget_gflop() / 1e3 >= 300
+    assert best.budget_gflop() == pytest.approx(3 * compute.CPU.budget_gflop()) and best.budget_gflop() / 1e3 >= 300
     assert best.milestones("optimized") == [375, 750, 1000, 1500, 3000]
     m = best.milestones("baseline")
     assert {1000, 3000} <= set(m) and m[-1] == best.steps_for("baseline")
@@ -53,8 +54,9 @@ def test_a_tiny_study_is_resumable_and_summarized(tiny_study):
     again = compute.run_one("optimized", 0, st, progress=False, device="cpu")  # nothing trained or evaluated again
     assert again["points"] == rec["points"]
     base = compute.run_one("baseline", 0, st, progress=False, device="cpu")
-    assert base["steps"] == compute.steps_for("baseline", 4) and base["points"][-1]["step"] == base["steps"]
+    assert base["steps"] == st.steps_for("baseline") and base["points"][-1]["step"] == base["steps"]
     out = compute.summarize("t")
+    reports.write_study("t")
     rows = {r["preset"]: r for r in out["rows"]}
     assert rows["baseline"]["equal_steps"]["step"] == 4 and rows["baseline"]["equal_compute"]["step"] == base["steps"]
     assert (tiny_study / "results" / "t" / "curves.png").stat().st_size > 1000
@@ -72,9 +74,9 @@ def test_a_cosine_study_labels_mid_run_points_and_takes_equal_steps_from_finishe
     assert [(p["step"], p["finished"]) for p in cos["points"]] == [(4, False), (9, True)]  # 4: half and equal steps
     assert cos["points"][0]["lr_fraction"] == pytest.approx(0.5 * (1 + math.cos(math.pi * 4 / 9)))
     out = compute.summarize("cos")
-    assert out["rows"][0]["width_part"] and "wide_channels (width part)" in compute.markdown(out)
-    assert out["rows"][0]["equal_steps"]["finished"] is False and "(cosine)" in compute.markdown(out)
-    assert "122.5*" not in compute.markdown(out) and "* marks a mid-run point" in compute.markdown(out)
+    assert out["rows"][0]["width_part"] and "wide_channels (width part)" in reports.study_table(out)
+    assert out["rows"][0]["equal_steps"]["finished"] is False and "(cosine)" in reports.study_table(out)
+    assert "122.5*" not in reports.study_table(out) and "* marks a mid-run point" in reports.study_table(out)
     short = compute.run_one("wide_channels", 0, st, kind="steps", progress=False, device="cpu")
     assert short["steps"] == 4 and short["points"][-1]["finished"]
     out = compute.summarize("cos")
@@ -84,6 +86,7 @@ def test_a_cosine_study_labels_mid_run_points_and_takes_equal_steps_from_finishe
 @pytest.mark.slow
 def test_compare_samplers_writes_a_table(tmp_path):
     res = samplers.compare_samplers("baseline", n=16, steps=(2, 5), etas=(0.0,), out=tmp_path, progress=False)
+    reports.write_samplers(res, tmp_path)
     assert [r["label"] for r in res["rows"]] == ["DDPM, 150 steps", "DDIM, 2 steps, eta 0", "DDIM, 5 steps, eta 0"]
     assert res["rows"][0]["fid_vs_ddpm"] == 1.0 and res["rows"][1]["speedup_vs_ddpm"] > 5
     assert (tmp_path / "table.md").read_text().count("| DDIM") == 2 and (tmp_path / "fid_vs_steps.png").is_file()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from course_utils import figures
+from course_utils import figures, reports
 from course_utils.cli.common import budget_parent, checkpoint_parent, device_parent, fraction, positive, positive_float
 from course_utils.errors import CourseError
 from course_utils.lessons.noise_schedule import SETTINGS
@@ -13,22 +13,24 @@ from course_utils.study import compute as co
 from course_utils.study import schedules as sc
 from course_utils.study import ship as sh
 from course_utils.study.ablation import ablate
-from course_utils.study.bench import bench, format_bench
-from course_utils.study.recipe import ema_check, markdown
+from course_utils.evaluation.bench import bench
+from course_utils.study.recipe import ema_check, ema_dir
+from course_utils.study.runspec import LR_SCHEDULES
 from course_utils.study.samplers import compare_samplers, samplers_dir
 
 
 def cmd_bench(args) -> int:
     result = bench(args.variants or None, repeats=args.repeats, steps=args.steps, samples=args.samples,
                    device=args.device)
-    print(json.dumps(result, indent=1) if args.json else format_bench(result))
+    print(json.dumps(result, indent=1) if args.json else reports.bench_text(result))
     return 0
 
 
 def cmd_ablate(args) -> int:
     result = ablate(args.budget, seeds=args.seeds, presets=args.presets or None, n=args.n, out=args.out,
                     retrain=args.retrain, steps=args.steps)
-    print(result["table"])
+    saved = reports.write_ablation(result)
+    print(reports.ablation_table(saved["summary"], saved["budget"], saved["n"], saved["bench"]))
     print(f"wrote {result['out']}/results.json, table.md, losses.png, samples.png")
     return 0
 
@@ -36,7 +38,7 @@ def cmd_ablate(args) -> int:
 def cmd_ship(args) -> int:
     sh.ship(args.checkpoints, args.results, args.command_line, steps=args.steps, seeds=args.seeds, n=args.n,
             final_steps=args.final_steps, final_n=args.final_n, ema=args.ema, skip_final=args.skip_final,
-            skip_ladder=args.skip_ladder)
+            skip_ladder=args.skip_ladder, after_ablation=reports.write_ablation)
     return 0
 
 
@@ -44,6 +46,7 @@ def cmd_compare_samplers(args) -> int:
     result = compare_samplers(args.name, args.checkpoint, n=args.n, steps=args.steps, etas=args.eta, seed=args.seed,
                               out=args.out)
     out = args.out or samplers_dir(args.name)
+    reports.write_samplers(result, out)
     print(f"wrote {out}/results.json, table.md, fid_vs_steps.png ({len(result['rows'])} samplers)")
     return 0
 
@@ -60,6 +63,7 @@ def cmd_study(args) -> int:
                                                     args.lr_schedule or base.get("lr_schedule", "constant")))
     if args.summary:
         out = co.summarize(st.name)
+        reports.write_study(st.name)
     else:
         plan = None
         if args.only:
@@ -70,8 +74,10 @@ def cmd_study(args) -> int:
                     raise CourseError(f"--only {item!r}: write PRESET, PRESET:SEED or PRESET:SEED:steps (the "
                                       "finished equal-step run), e.g. baseline:1 or baseline:0:steps.")
                 plan.append((preset, int(seed), kind))
-        out = co.study(st, plan=plan, max_runs=args.max_runs, device=args.device)
-    print(co.markdown(out) if out["rows"] else "no finished milestone yet")
+        out = co.study(st, plan=plan, max_runs=args.max_runs, device=args.device,
+                       after_run=lambda _: reports.write_study(st.name))
+        reports.write_study(st.name)
+    print(reports.study_table(out) if out["rows"] else "no finished milestone yet")
     print(f"results in {co.study_dir(st.name)}")
     return 0
 
@@ -103,7 +109,8 @@ def cmd_compare_schedules(args) -> int:
 
 
 def cmd_ema_check(args) -> int:
-    print(markdown(ema_check(args.preset, steps=args.steps, ema=args.ema, n=args.n, device=args.device)))
+    result = ema_check(args.preset, steps=args.steps, ema=args.ema, n=args.n, device=args.device)
+    print(reports.write_ema(result, ema_dir(args.preset)))
     return 0
 
 
@@ -175,7 +182,7 @@ def _add_study(sub) -> None:
                    help="make only these runs (default: the whole plan); :steps is the finished equal-step run")
     s.add_argument("--max-runs", type=positive, help="stop after starting this many runs (the rest: next time)")
     s.add_argument("--summary", action="store_true", help="only rewrite summary.json, table.md and curves.png")
-    s.add_argument("--lr-schedule", choices=co.LR_SCHEDULES,
+    s.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                    help="constant or cosine: decay the learning rate to 0 over each run's budget")
     s.add_argument("--lr", type=positive_float, help=f"Adam's learning rate (default {co.RECIPE['lr']})")
     s.add_argument("--batch-size", type=positive, help=f"images per step (default {co.RECIPE['batch_size']})")

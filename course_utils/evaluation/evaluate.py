@@ -15,7 +15,9 @@ Every number comes with its reference on real data at the same sample count n:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -30,6 +32,34 @@ REAL_SEED = 0          # which real images form the reference sets (fixed, so ev
 MAX_N = 10000          # the size of the test split
 _real_cache: dict = {}
 _default_classifier = None
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a run is scored: ``n`` samples (``sampler``, ``steps``, ``eta``, seed ``seed``) against ``n`` test
+    images; ``batchnorm="recomputed"`` recomputes the EMA weights' BatchNorm statistics first (``ema-check``)."""
+
+    n: int = 500
+    sampler: str = "ddim"
+    steps: int | None = 50
+    eta: float = 1.0
+    batchnorm: str = "recomputed"
+    seed: int = 0
+    clip_x0: bool = False
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k, default in (("seed", 0), ("clip_x0", False)):
+            if d[k] == default:
+                del d[k]  # as the first study's records wrote it
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EvalSettings":
+        return cls(**d)
+
+    def sample_kwargs(self) -> dict:
+        return {"sampler": self.sampler, "steps": self.steps, "eta": self.eta, "clip_x0": self.clip_x0}
 
 
 def default_classifier():

@@ -96,7 +96,7 @@ def _study_evidence(presets: tuple[str, ...], title: str, grids: tuple[str, ...]
         if mine and p in presets:
             drawn.append(p)
     missing = [p for p in presets if p not in drawn]
-    ax.axvline(compute.budget_gflop() / 1e3, color="0.4", ls=":", lw=1)
+    ax.axvline(compute.CPU.budget_gflop() / 1e3, color="0.4", ls=":", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("training compute (TFLOP, log scale)")
     ax.set_ylabel("Fashion-FID (EMA weights, n = 500)")

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from course_utils import plotting
+from course_utils import plotting, reports
 from course_utils.data import load
 from course_utils.diffusion import sample
 from course_utils.figures.registry import figure  # noqa: F401 - used by the figures defined below
@@ -78,7 +78,7 @@ def compute_per_step():
     """Training GFLOP per step of each ladder rung, and the steps each gets at the study's equal compute."""
     plt = _plt()
     gflops = [train_gflops(p) for p in LADDER]
-    steps = [compute.steps_for(p) for p in LADDER]
+    steps = [compute.CPU.steps_for(p) for p in LADDER]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.6), layout="constrained")
     a1.bar(LADDER, gflops, color="tab:blue")
     a1.set_ylabel("GFLOP per training step\n(batch 128, forward + backward)")
@@ -87,7 +87,7 @@ def compute_per_step():
     a2.axhline(compute.REFERENCE_STEPS, c="k", ls=":", lw=1)
     a2.set_yscale("log")
     a2.set_ylabel("training steps")
-    a2.set_title(f"steps at equal compute: {compute.budget_gflop() / 1e3:.1f} TFLOP each "
+    a2.set_title(f"steps at equal compute: {compute.CPU.budget_gflop() / 1e3:.1f} TFLOP each "
                  f"(dotted: the equal-step view, {compute.REFERENCE_STEPS:,})", fontsize=9)
     for ax in (a1, a2):
         ax.tick_params(axis="x", rotation=35)
@@ -105,7 +105,7 @@ def study_curves():
         ax.text(0.5, 0.5, "results/study/cpu has no runs yet: python -m course_utils study", ha="center")
         ax.axis("off")
         return fig
-    return compute.plot_curves(records)
+    return reports.study_curves(records)
 
 
 @figure("08_best_vs_final.png")
@@ -212,7 +212,7 @@ def samplers():
     import json
 
     f = sm.samplers_dir("optimized-final") / "results.json"
-    return sm.plot(json.loads(f.read_text()))
+    return reports.samplers_plot(json.loads(f.read_text()))
 
 
 # --- 10 classifier-free guidance ----------------------------------------------------------------------------------

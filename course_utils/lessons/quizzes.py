@@ -327,11 +327,34 @@ QUIZZES: dict[str, tuple[Question, ...]] = {
             "anything."),
            at=1),
     ),
+    "11": (
+        _q("Two entries trained for the same 30 minutes. Why can a narrower network beat a wider one?",
+           "Each of its steps is cheaper, so many more steps fit in the same time.",
+           "On a fixed clock a change is worth what it buys per minute, not per step.",
+           ("Narrow networks always give better samples.",
+            "at equal steps the wide ones often do better; the clock is what changes the comparison."),
+           ("The time limit stops wide networks before they start.",
+            "the limit stops every entry at the same time; what differs is how many steps fit in it."),
+           at=1),
+        _q("Your entry scored 27.5 at n = 200 and best-cpu 29.0 at n = 1,000. What can you conclude?",
+           "Nothing yet: FID depends on n, so both must be scored with the same n, sampler and seed.",
+           "A smaller n inflates FID; the capstone scores both models under the same rules for this reason.",
+           ("Your entry wins by 1.5.", "the two numbers were measured under different rules, so they do not compare."),
+           ("best-cpu wins, because n = 1,000 is more reliable.",
+            "a larger n is more reliable, but these two numbers still measure different things."),
+           at=0),
+        _q("Your entry beats best-cpu by 2 FID points once. What should you do before claiming a win?",
+           "Score again with another sampling seed and train again with another seed; keep it only if it holds.",
+           "One run and one FID are one draw: the study measured spreads of a few FID points between seeds.",
+           ("Nothing: a lower FID is a win.", "a 2-point gap is within the spread the course measured between seeds."),
+           ("Train it longer than 30 minutes to make sure.", "that changes the challenge instead of checking the result."),
+           at=2),
+    ),
 }
 
 
 def questions(notebook: str) -> tuple[Question, ...]:
-    """The quiz of a notebook, by its number ("01" … "10")."""
+    """The quiz of a notebook, by its number ("01" … "11")."""
     key = str(notebook).zfill(2)
     if key not in QUIZZES:
         raise CourseError(f"no quiz for notebook {notebook!r}; the quizzes are {', '.join(QUIZZES)}.")

@@ -1,24 +1,9 @@
-"""The best U-Net a 2-core laptop can train in 30 minutes, chosen by measurement: ``python -m course_utils best-cpu``.
+"""The best U-Net a 2-core laptop trains in 30 minutes: ``python -m course_utils best-cpu``.
 
-The choice comes from measurements. The compute-aware study (``results/study/cpu``): the narrow presets
-(``baseline``, ``upsample``) stop improving after a few thousand steps, while the wide ones are still falling at the
-study's budget, so half an hour goes to a wide network. Longer training alone did not pay: ``optimized`` for 4,000
-steps with a cosine learning rate (27 min) scored Fashion-FID 98.5 against ``optimized-final``'s 94.9 after 2,340
-steps (``results/recipe/optimized-4000-cosine``). The noise schedule did: under the original schedule x_T is not
-noise (notebook 09), and the schedule comparison (``results/schedules/baseline``) measured the zero-terminal-SNR
-schedule with v-prediction at about half the original's FID on the baseline at equal steps. So the best model is
-``optimized`` with that schedule, trained with the study's recipe (Adam, batch 128, EMA 0.999) and the learning
-rate decayed to 0 along a cosine; ``BEST`` holds it.
-
-Resumable: the run trains in ``runs/specs/best-cpu-KEY/`` with a checkpoint every 100 steps; an interrupted command
-continues from it. The result is evaluated like every shipped checkpoint (``evaluate``: Fashion-FID of 1,000 DDPM
-samples against 1,000 test images, seed 0) and exported as fp16 EMA weights to
-``checkpoints/best-cpu.safetensors`` with a manifest.
-
-The class-conditional model of notebook 10 is trained with the same recipe (``COND``: ``optimized_cond`` with the
-same schedule, context dropout 0.1) by ``python -m course_utils best-cpu --conditional`` and shipped as
-``checkpoints/optimized_cond-final.safetensors``; its manifest adds the guidance sweep (accuracy, FID and spread
-per guidance weight, DDIM 50 steps, 100 samples per class).
+``BEST`` is ``optimized`` under the zero-terminal-SNR schedule with v-prediction, Adam with a cosine learning rate,
+batch 128, EMA 0.999; docs/results.md says which measurements chose it. Resumable (``runs/specs/best-cpu-KEY/``); scored
+like every shipped checkpoint (1,000 DDPM samples, seed 0) and exported as fp16 EMA weights with a manifest.
+``--conditional`` trains notebook 10's class-conditional twin (``COND``) and adds its guidance sweep to the manifest.
 """
 from __future__ import annotations
 
@@ -26,14 +11,15 @@ import json
 from pathlib import Path
 
 from course_utils.checkpoints import save_checkpoint
-from course_utils.system import atomic_write_text
 from course_utils.data import load
+from course_utils.evaluation.evaluate import EvalSettings
 from course_utils.evaluation.guidance import format_sweep, guidance_sweep
 from course_utils.model.unet import count_params
 from course_utils.paths import checkpoint_dir, relative
-from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, score
+from course_utils.study.runspec import Recipe, RunSpec, metrics_of, score
 from course_utils.study.ship import base_manifest
-from course_utils.train import STEPS_PER_EPOCH, History, recompute_batchnorm
+from course_utils.system import atomic_write_text
+from course_utils.train import STEPS_PER_EPOCH, recompute_batchnorm
 
 NAME = "best-cpu"
 BEST = {"preset": "optimized", "steps": 3000, "lr": 1e-3, "lr_schedule": "cosine", "batch_size": 128, "ema": 0.999,
@@ -60,10 +46,7 @@ def train_best(recipe: dict = BEST, folder: str | Path | None = None, progress: 
     (EMA model, history, folder). A folder holding a run of another recipe is refused."""
     spec = spec_of(recipe, name, folder)
     spec.train_to(spec.steps, progress, device)
-    model, header = spec.load()
-    meta = header["meta"]
-    hist = History(losses=meta.get("losses", []), seconds=meta.get("seconds", 0.0), steps=meta["step"])
-    return model.eval(), hist, spec.folder
+    return spec.load()[0].eval(), spec.history(), spec.folder
 
 
 def _sweep(model, spec: RunSpec, how: dict, progress: bool) -> dict:
@@ -88,10 +71,8 @@ def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = 
     swept over the guidance weights (``sweep``: guidance_sweep's arguments, default ``SWEEP``)."""
     model, hist, d = train_best(recipe, folder, progress, device, name=name)
     spec = spec_of(recipe, name, folder)
-    metrics = score(spec, EvalSettings(n=n, sampler="ddpm", steps=None, eta=0.0), progress=progress, device=device)
-    seconds = metrics.pop("eval_seconds")
-    metrics = {k: v for k, v in metrics.items() if k not in ("step", "finished", "lr_fraction", "train_seconds",
-                                                             "loss", "weights", "eval")}
+    point = score(spec, EvalSettings(n=n, sampler="ddpm", steps=None, eta=0.0), progress=progress, device=device)
+    metrics, seconds = metrics_of(point), point["eval_seconds"]
     recompute_batchnorm(model, load("train"))  # a no-op for a GroupNorm network
     minutes = hist.seconds / 60
     ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()

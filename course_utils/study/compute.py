@@ -1,53 +1,30 @@
-"""The compute-aware study: every ladder rung trained to the **same training compute** (FLOPs), evaluated at
-several points along the way, so that Fashion-FID can be drawn against steps *and* against compute
-(``python -m course_utils study``).
+"""The compute-aware study: every rung trained to the same training compute (FLOPs) and evaluated along the way, so
+that FID can be drawn against steps *and* against compute (``python -m course_utils study [--recipe best]``).
 
-Why: ``optimized`` costs about 12x the baseline's FLOPs per training step (``course_utils.model.cost``). Comparing
-rungs at equal steps says what an idea does to the network; comparing them at equal compute says what it is worth
-on a given machine. The budget is the compute of ``reference_steps`` steps of ``optimized``; a preset that costs
-less per step gets proportionally more steps.
-
-Two studies (:data:`STUDIES`), one machinery:
-
-- ``cpu``: the original course's recipe (the original schedule, eps-prediction, Adam at a constant learning rate),
-  a budget of 1,000 ``optimized`` steps; every run evaluated at 1/8, 1/4, 1/2 and 1 of its budget and at 1,000 steps.
-- ``cpu-best-recipe`` (``--recipe best``): best-cpu's recipe (the zero-terminal-SNR linear schedule,
-  v-prediction, Adam 1e-3 decayed to 0 along a cosine over each run's own budget), a budget of 3,000 ``optimized``
-  steps (3x the first). Under a cosine learning rate a run is *finished* only at its own budget: the points at 1/8,
-  1/4 and 1/2 of it (and at 1,000 or 3,000 steps, where those fall inside a longer budget) are **mid-run**
-  evaluations of the same run, labelled ``"finished": false`` with the learning rate they were taken at. At equal
-  compute that comparison stays fair, because every run is at the same phase of its own schedule at the same
-  fraction of its budget. At equal steps it would not (at 3,000 steps ``optimized`` has finished its decay while
-  ``baseline`` has not begun it), so the equal-steps view comes from separate, finished runs of ``reference_steps``
-  steps (plan entries ``(preset, seed, "steps")``), which cost a small part of a budget for the narrow presets.
-
-Every run is one :class:`~course_utils.study.runspec.RunSpec`, evaluated on its EMA weights, with BatchNorm
-statistics recomputed for them, and the sampler in ``EVAL``. Resumable and nothing lost: a run trains from milestone
-to milestone in ``runs/specs/``; after each milestone its evaluation is appended to
-``results/study/<name>/runs/<label>-seed<seed>.json`` (small JSON, meant to be committed as it arrives). A stored
-evaluation is reused only when its run and evaluation settings are the ones asked for (the one cache rule,
-:func:`~course_utils.study.runspec.cached_point`). Start the command again and it continues with the next missing
-milestone.
+The budget is ``reference_steps`` steps of ``optimized``; a cheaper preset gets proportionally more steps. Two
+studies share the machinery (:data:`STUDIES`): ``cpu`` (the original recipe, 1,000 steps' budget) and
+``cpu-best-recipe`` (best-cpu's recipe, 3,000 steps' budget). Under a cosine learning rate a run is finished only at
+its own budget, so its earlier points are labelled ``"finished": false``; they stay fair at equal compute (every run
+is at the same phase of its schedule at the same fraction of its budget) but not at equal steps, which therefore come
+from separate finished runs (plan entries ``(preset, seed, "steps")``). Resumable: each milestone's evaluation is
+appended to ``results/study/<name>/runs/<label>-seed<seed>.json`` under the one cache rule.
 """
 from __future__ import annotations
 
 import json
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course_utils import plotting
 from course_utils.data import load
 from course_utils.diffusion import sample
 from course_utils.errors import CourseError
-from course_utils.evaluation.evaluate import default_classifier
+from course_utils.evaluation.evaluate import EvalSettings, default_classifier
 from course_utils.model.cost import sample_gflops_per_image, train_gflops
 from course_utils.model.unet import LADDER, PRESETS, WIDTH_STEPS
 from course_utils.paths import results_dir
 from course_utils.plotting import save_grid_png
-from course_utils.stats import pooled_sd
-from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, cached_point, same_settings, save_record
+from course_utils.study.runspec import Recipe, RunSpec, cached_point, same_settings, save_record
 from course_utils.system import atomic_write_text, hardware
 from course_utils.train import recompute_batchnorm
 
@@ -72,7 +49,6 @@ PLAN_BEST = ([("optimized", 0), ("baseline", 0, "steps"), ("baseline", 0), ("opt
 # the presets in the order the table and the curves show them: the width parts between upsample and wide
 ORDER = LADDER[:LADDER.index("wide")] + WIDTH_PARTS + LADDER[LADDER.index("wide"):]
 RECIPE = {"lr": 1e-3, "batch_size": 128, "ema": 0.999}
-LR_SCHEDULES = ("constant", "cosine")
 # best-cpu's diffusion settings (course_utils.study.best.BEST): the schedule comparison's winner
 BEST_OVERRIDES = {"schedule": "linear", "zero_terminal_snr": True, "prediction": "v"}
 
@@ -142,6 +118,7 @@ STUDIES = {
                              reference_steps=3000, extra_steps=(1000, 3000), plan=tuple(PLAN_BEST)),
 }
 RECIPES = {"original": "cpu", "best": "cpu-best-recipe"}  # --recipe NAME: the study it makes
+CPU = STUDIES["cpu"]  # the first study, which notebook 08 and the figures quote
 
 
 def get_study(name: str | Study = "cpu") -> Study:
@@ -155,30 +132,12 @@ def study_dir(name: str = "cpu") -> Path:
     return results_dir() / "study" / name
 
 
-def budget_gflop(reference_steps: int = REFERENCE_STEPS) -> float:
-    """The training compute every rung gets: ``reference_steps`` steps of ``optimized`` (GFLOP)."""
-    return Study("-", reference_steps=reference_steps).budget_gflop()
+def result_file(preset: str, seed: int, name: str | Study = "cpu", kind: str = "budget") -> Path:
+    study = get_study(name)
+    return study_dir(study.name) / "runs" / f"{study.spec(preset, 0, kind).label}-seed{seed}.json"
 
 
-def steps_for(preset: str, reference_steps: int = REFERENCE_STEPS) -> int:
-    """The steps of ``preset`` that cost the budget's compute."""
-    return Study("-", reference_steps=reference_steps).steps_for(preset)
-
-
-def milestones(preset: str, reference_steps: int = REFERENCE_STEPS, fractions=FRACTIONS) -> list[int]:
-    """Where a run of the first study's kind is evaluated: the fractions of its own budget, and the reference steps."""
-    return Study("-", reference_steps=reference_steps, fractions=tuple(fractions)).milestones(preset)
-
-
-def label_of(preset: str, kind: str, study: Study) -> str:
-    return study.spec(preset, 0, kind).label
-
-
-def result_file(preset: str, seed: int, name: str = "cpu", kind: str = "budget") -> Path:
-    return study_dir(name) / "runs" / f"{label_of(preset, kind, get_study(name))}-seed{seed}.json"
-
-
-def _upgrade(record: dict, study: Study) -> dict:
+def _upgrade(record: dict) -> dict:
     """A record written before runs were RunSpecs (the first study): add the spec and each point's settings."""
     if "spec" in record or "settings" not in record:
         return record
@@ -190,9 +149,9 @@ def _upgrade(record: dict, study: Study) -> dict:
             "points": [{**p, "eval": p.get("eval", ev)} for p in record["points"]]}
 
 
-def load_run(preset: str, seed: int, name: str = "cpu", kind: str = "budget") -> dict | None:
+def load_run(preset: str, seed: int, name: str | Study = "cpu", kind: str = "budget") -> dict | None:
     f = result_file(preset, seed, name, kind)
-    return _upgrade(json.loads(f.read_text()), get_study(name)) if f.is_file() else None
+    return _upgrade(json.loads(f.read_text())) if f.is_file() else None
 
 
 def _new_record(study: Study, preset: str, seed: int, kind: str, spec: RunSpec) -> dict:
@@ -210,8 +169,7 @@ def run_one(preset: str, seed: int, name: str | Study = "cpu", kind: str = "budg
     study = get_study(name)
     spec = study.spec(preset, seed, kind)
     settings = study.eval_settings()
-    path = study_dir(study.name) / "runs" / f"{spec.label}-seed{seed}.json"
-    record = _upgrade(json.loads(path.read_text()), study) if path.is_file() else None
+    path, record = result_file(preset, seed, study, kind), load_run(preset, seed, study, kind)
     if record is not None and not same_settings(record, spec):
         raise CourseError(f"{path} was made with other settings ({record.get('spec')}), not {spec.to_dict()}. "
                           "Fix: choose another study name (--name) or move that file away.")
@@ -268,8 +226,9 @@ def _entry(item) -> tuple[str, int, str]:
 
 
 def study(name: str | Study = "cpu", plan: list | None = None, max_runs: int | None = None,
-          progress: bool = True, device=None) -> dict:
-    """Make (or continue) every run of ``plan`` (default: the study's own) in order, then summarize what is there."""
+          progress: bool = True, device=None, after_run=None) -> dict:
+    """Make (or continue) every run of ``plan`` (default: the study's own) in order, then summarize what is there;
+    ``after_run(summary)`` is called after each run (the command line draws the tables there)."""
     st = get_study(name)
     made = 0
     for preset, seed, kind in map(_entry, plan or st.plan):
@@ -283,7 +242,8 @@ def study(name: str | Study = "cpu", plan: list | None = None, max_runs: int | N
         if kind == "budget":
             save_samples(preset, seed, st.name)
         made += 1
-        summarize(st.name)
+        if after_run is not None:
+            after_run(summarize(st.name))
     return summarize(st.name)
 
 
@@ -320,7 +280,7 @@ def _view(pts: list[dict]) -> dict:
 def summarize(name: str = "cpu") -> dict:
     """Both views per preset (mean ± sd over seeds): FID at equal steps (the reference steps: a finished run of
     that length where the study made one, else the budget run's point there) and at equal compute (each run's
-    last milestone); written to results/study/<name>/summary.json, table.md, verdicts.md, curves.png."""
+    last milestone); written to results/study/<name>/summary.json (``course_utils.reports.write_study`` draws it)."""
     records, short = load_all(name), load_all(name, "steps")
     if not records:
         return {"rows": []}
@@ -342,73 +302,8 @@ def summarize(name: str = "cpu") -> dict:
     out = {"name": name, "settings": settings, "rows": rows, "runs": len(records)}
     if short:
         out["equal_step_runs"] = len(short)
-    folder = study_dir(name)
-    atomic_write_text(folder / "summary.json", json.dumps(out, indent=1))
-    atomic_write_text(folder / "table.md", markdown(out))
-    atomic_write_text(folder / "verdicts.md", verdicts_markdown(out))
-    plotting.save(plot_curves(records), folder / "curves.png")
+    atomic_write_text(study_dir(name) / "summary.json", json.dumps(out, indent=1))
     return out
-
-
-def run_spread(summary: dict, view: str) -> float | None:
-    """The seed-to-seed spread of one run's FID in ``view``: :func:`course_utils.stats.pooled_sd` over the presets
-    with two or more seeds (None if there are none)."""
-    groups = [r[view]["fids"] for r in summary["rows"] if view in r]
-    return pooled_sd(groups)
-
-
-def verdict(before: dict, after: dict, spread: float | None) -> str:
-    """'better', 'worse' or 'within noise' for a change of mean FID from ``before`` to ``after`` (summary views):
-    a difference counts when it exceeds two spreads of a single run's FID."""
-    diff = after["fid"][0] - before["fid"][0]
-    if spread is None:
-        return "spread not measured yet"
-    if abs(diff) <= 2 * spread:
-        return "within noise"
-    return "better" if diff < 0 else "worse"
-
-
-def steps_of_ladder(summary: dict) -> list[dict]:
-    """Each step of the ladder (and of the width side study) with its change of mean FID and verdict in both
-    views: [{"from", "to", "idea", "equal_steps": {"change", "verdict"}, "equal_compute": {...}}, ...]."""
-    rows = {r["preset"]: r for r in summary["rows"]}
-    chains = [LADDER, WIDTH_STEPS]
-    out = []
-    for chain in chains:
-        for before, after in zip(chain, chain[1:]):
-            if before not in rows or after not in rows or (chain is WIDTH_STEPS and after == "wide"
-                                                           and "wide_upconvs" not in rows):
-                continue
-            step = {"from": before, "to": after, "idea": PRESETS[after].idea, "width_part": chain is WIDTH_STEPS}
-            for view in ("equal_steps", "equal_compute"):
-                a, b = rows[before].get(view), rows[after].get(view)
-                if a and b:
-                    step[view] = {"change": b["fid"][0] - a["fid"][0],
-                                  "verdict": verdict(a, b, run_spread(summary, view))}
-            out.append(step)
-    return out
-
-
-def verdicts_markdown(summary: dict) -> str:
-    """The ladder's steps as a table: the change of FID and the verdict at equal steps and at equal compute."""
-    spread = {v: run_spread(summary, v) for v in ("equal_steps", "equal_compute")}
-    head = ("| step | idea | FID change at equal steps | verdict | FID change at equal compute | verdict |\n"
-            "|---|---|---:|---|---:|---|\n")
-    body = ""
-    for st in steps_of_ladder(summary):
-        cells = []
-        for v in ("equal_steps", "equal_compute"):
-            c = st.get(v)
-            cells += [f"{c['change']:+.1f}", c["verdict"]] if c else ["—", "—"]
-        label = f"{st['from']} → {st['to']}" + (" (width part)" if st["width_part"] else "")
-        body += f"| {label} | {st['idea']} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} |\n"
-    def sd(v):
-        return (f"a spread of {spread[v]:.1f}, so a threshold of {2 * spread[v]:.1f}," if spread[v]
-                else "spread not measured yet")
-    return (head + body + f"\nA negative change is an improvement (lower FID). A change counts only when it exceeds two "
-            f"seed-to-seed spreads of a single run's FID, pooled over the presets with several seeds: "
-            f"{sd('equal_steps')} at equal steps, {sd('equal_compute')} at equal compute; smaller ones are within "
-            "noise.\n")
 
 
 def load_summary(name: str = "cpu") -> dict | None:
@@ -425,84 +320,3 @@ def progress_of(name: str = "cpu", plan: list | None = None) -> tuple[list, list
         preset, seed, kind = _entry(item)
         (finished if is_finished(load_run(preset, seed, st.name, kind), preset, st, kind) else todo).append(item)
     return finished, todo
-
-
-def markdown(summary: dict) -> str:
-    s = summary["settings"]
-
-    def cell(view):
-        if view is None:
-            return "—", "—", "—"
-        m, sd = view["fid"]
-        fid = f"{m:.1f}" + ("" if sd != sd else f" ± {sd:.1f}") + f" ({view['seeds']})"
-        if view.get("finished") is False:
-            fid += "*"
-        return fid, f"{view['step']:,}", f"{view['train_seconds'] / 60:.1f}"
-
-    head = ("| preset | GFLOP/step | FID at equal steps | steps | min | FID at equal compute | steps | min |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|\n")
-    body = ""
-    for r in summary["rows"]:
-        a, b = cell(r.get("equal_steps")), cell(r.get("equal_compute"))
-        name = f"{r['preset']} (width part)" if r.get("width_part") else r["preset"]
-        body += f"| {name} | {r['train_gflops']:.1f} | {a[0]} | {a[1]} | {a[2]} | {b[0]} | {b[1]} | {b[2]} |\n"
-    floor = next((r[v]["fid_floor"] for r in summary["rows"] for v in ("equal_compute", "equal_steps") if v in r), math.nan)
-    e = s["eval"]
-    return (head + body + f"\nFashion-FID of the EMA weights, mean ± sd over seeds (number of seeds in brackets), n = "
-            f"{e['n']} samples ({e['sampler'].upper()}, {e.get('steps') or 150} steps, eta {e.get('eta', 0)}) vs "
-            f"{e['n']} test images; real-vs-real floor {floor:.2f}. BatchNorm statistics of the EMA weights "
-            f"{e.get('batchnorm', 'averaged')}. Equal steps: {s['reference_steps']:,} steps "
-            f"each. Equal compute: {s['reference_steps']:,} steps of {s['reference']} "
-            f"({budget_gflop(s['reference_steps']) / 1e3:.1f} TFLOP) each. Recipe: Adam lr {s['recipe']['lr']} "
-            f"({s['recipe'].get('lr_schedule', 'constant')}), batch {s['recipe']['batch_size']}, EMA {s['recipe']['ema']} (BatchNorm statistics averaged "
-            "too). Minutes: training time on the machine that made the run (median over seeds). Width parts: the width idea's "
-            "three changes one at a time (upsample -> channels -> + four up convs -> + no norm after the upsampler = "
-            "wide)." + _best_recipe_note(summary) + "\n")
-
-
-def _best_recipe_note(summary: dict) -> str:
-    """What a study with other diffusion settings or a decaying learning rate adds to the table's notes."""
-    s, note = summary["settings"], ""
-    if s.get("overrides"):
-        note += " Diffusion settings of every run: " + ", ".join(f"{k}={v}" for k, v in s["overrides"].items()) + "."
-    if s["recipe"].get("lr_schedule", "constant") != "constant":
-        note += (" The learning rate decays to 0 over each run's own length, so a run is finished only at its end: "
-                 "a * marks a mid-run point (the equal-step point of a longer run, until the finished run of "
-                 f"{s['reference_steps']:,} steps is made).")
-        if summary.get("equal_step_runs"):
-            note += f" Equal steps from {summary['equal_step_runs']} finished run(s) of {s['reference_steps']:,} steps."
-    return note
-
-
-def plot_curves(records: list[dict]):
-    """FID against training steps and against training compute, one colour per rung, mean over seeds."""
-    import matplotlib.pyplot as plt
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    colors = list(plt.get_cmap("tab10").colors) + ["#222222", "#a6a600"]
-    for k, preset in enumerate(p for p in ORDER if any(r["preset"] == p for r in records)):
-        mine = [r for r in records if r["preset"] == preset]
-        steps = sorted(set.intersection(*[{p["step"] for p in r["points"]} for r in mine]))
-        if not steps:
-            continue
-        fids = [[point_at(r, s)["fid"] for r in mine] for s in steps]
-        mean = [statistics.fmean(f) for f in fids]
-        tflop = [s * mine[0]["train_gflops_per_step"] / 1e3 for s in steps]
-        label = f"{preset} ({len(mine)} seed{'s' if len(mine) > 1 else ''})"
-        for ax, x in ((a1, steps), (a2, tflop)):
-            ax.plot(x, mean, "o--" if preset in WIDTH_PARTS else "o-", color=colors[k % len(colors)], label=label, ms=3)
-            if len(mine) > 1:
-                lo, hi = [min(f) for f in fids], [max(f) for f in fids]
-                ax.fill_between(x, lo, hi, color=colors[k % len(colors)], alpha=0.15)
-    floor = records[0]["points"][0]["fid_floor"]
-    for ax, xl in ((a1, "training steps (batch 128)"), (a2, "training compute (TFLOP)")):
-        ax.axhline(floor, c="k", ls=":", lw=1)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(xl)
-        ax.grid(alpha=0.3, which="both")
-    a1.set_ylabel("Fashion-FID (EMA weights)")
-    a2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    a1.set_title("equal steps: what an idea does to the network", fontsize=9)
-    a2.set_title("equal compute: what it is worth on a machine", fontsize=9)
-    fig.tight_layout()
-    return fig

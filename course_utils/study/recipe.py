@@ -15,11 +15,11 @@ import json
 from pathlib import Path
 
 from course_utils.checkpoints import read_checkpoint
-from course_utils.system import atomic_write_text, hardware
 from course_utils.data import load
-from course_utils.evaluation.evaluate import default_classifier, evaluate
+from course_utils.evaluation.evaluate import EvalSettings, default_classifier, evaluate
 from course_utils.paths import results_dir
-from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, cached_point
+from course_utils.study.runspec import Recipe, RunSpec, cached_point
+from course_utils.system import atomic_write_text, hardware
 from course_utils.train import recompute_batchnorm
 
 WAYS = {
@@ -42,6 +42,11 @@ def _model(spec: RunSpec, way: str, data):
     return model.eval()
 
 
+def ema_dir(preset: str) -> Path:
+    """``results/recipe/<preset>-ema-batchnorm``: where ema-check writes (results.json; table.md from reports)."""
+    return results_dir() / "recipe" / f"{preset}-ema-batchnorm"
+
+
 def _settings(n: int, seed: int) -> EvalSettings:
     """How each checkpoint is scored: ``n`` DDPM samples, seed ``seed``, the five ways of ``WAYS``."""
     return EvalSettings(n=n, sampler="ddpm", steps=None, eta=0.0, batchnorm="+".join(WAYS), seed=seed)
@@ -53,7 +58,7 @@ def ema_check(preset: str = "baseline", steps=(1000, 2000, 4000), ema: float = 0
     reused only when it was made by the same run and settings (:func:`~course_utils.study.runspec.cached_point`)."""
     spec = RunSpec.of(preset, max(steps), seed, Recipe(ema=ema))
     settings = _settings(n, seed)
-    out = Path(out) if out else results_dir() / "recipe" / f"{preset}-ema-batchnorm"
+    out = Path(out) if out else ema_dir(preset)
     clf, data, rows = default_classifier(), load("train"), []
     for m in sorted(steps):
         cached = out / "runs" / f"step{m}.json"
@@ -75,15 +80,4 @@ def ema_check(preset: str = "baseline", steps=(1000, 2000, 4000), ema: float = 0
     result = {"preset": preset, "ema": ema, "n": n, "seed": seed, "ways": WAYS, "hardware": hardware(),
               "rows": [{k: v for k, v in r.items() if k not in ("spec", "points")} for r in rows]}
     atomic_write_text(out / "results.json", json.dumps(result, indent=1))
-    atomic_write_text(out / "table.md", markdown(result))
     return result
-
-
-def markdown(result: dict) -> str:
-    head = "| steps | " + " | ".join(WAYS.values()) + " |\n|---:|" + "---:|" * len(WAYS) + "\n"
-    body = "".join(f"| {r['step']:,} | " + " | ".join(f"{r[w]['fid']:.1f}" for w in WAYS) + " |\n"
-                   for r in result["rows"])
-    floor = result["rows"][0]["raw"]["fid_floor"] if result["rows"] else float("nan")
-    return (head + body + f"\nFashion-FID of `{result['preset']}` (one run, seed {result['seed']}, EMA decay "
-            f"{result['ema']}), n = {result['n']} samples (DDPM, 150 steps) vs {result['n']} test images; real-vs-real "
-            f"floor {floor:.2f}. Recomputed: exact averages over 50 fresh batches of 128 noised training images.\n")

@@ -21,7 +21,6 @@ from course_utils.paths import checkpoint_dir, find_home, runs_root
 from course_utils.train import Budget, get_budget, load_history, save_history, train
 
 
-
 def variant_name(preset: str, overrides: dict | None = None) -> str:
     """``preset`` with its config ``overrides`` as a short, folder-safe name: ``baseline+schedule=cosine``."""
     if not overrides:

@@ -26,11 +26,11 @@ import torch
 from course_utils.checkpoints import load_checkpoint, read_checkpoint
 from course_utils.data import load
 from course_utils.errors import CourseError
-from course_utils.evaluation.evaluate import evaluate
+from course_utils.evaluation.evaluate import EvalSettings, evaluate
 from course_utils.model.unet import UNet, UNetConfig, get_preset
 from course_utils.paths import runs_root
 from course_utils.system import atomic_write_text
-from course_utils.train import LRSchedule, check_ema, recompute_batchnorm, train
+from course_utils.train import History, LRSchedule, check_ema, recompute_batchnorm, train
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -80,34 +80,6 @@ class Recipe:
         if self.lr_schedule == "cosine":
             return self.lr * 0.5 * (1 + math.cos(math.pi * step / max(1, steps)))
         return self.lr
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How a run is scored: ``n`` samples (``sampler``, ``steps``, ``eta``, seed ``seed``) against ``n`` test
-    images; ``batchnorm="recomputed"`` recomputes the EMA weights' BatchNorm statistics first (``ema-check``)."""
-
-    n: int = 500
-    sampler: str = "ddim"
-    steps: int | None = 50
-    eta: float = 1.0
-    batchnorm: str = "recomputed"
-    seed: int = 0
-    clip_x0: bool = False
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        for k, default in (("seed", 0), ("clip_x0", False)):
-            if d[k] == default:
-                del d[k]  # as the first study's records wrote it
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EvalSettings":
-        return cls(**d)
-
-    def sample_kwargs(self) -> dict:
-        return {"sampler": self.sampler, "steps": self.steps, "eta": self.eta, "clip_x0": self.clip_x0}
 
 
 def config_delta(config: UNetConfig) -> dict:
@@ -186,11 +158,12 @@ class RunSpec:
         torch.manual_seed(self.seed)  # the initial weights depend on the seed only
         return UNet(self.config)
 
-    def train_to(self, step: int, progress: bool = True, device=None) -> Path:
+    def train_to(self, step: int, progress: bool = True, device=None, callbacks=()) -> Path:
         """Train (or resume) the run up to ``step`` of its ``steps``; the learning-rate schedule always spans the
         whole run. A resumed segment draws its batches and noise from streams seeded by the step it resumes at, so a
         run resumed at the same steps is reproduced exactly, while one resumed elsewhere (after an interruption)
-        differs from one made in one go by training noise only. Returns the checkpoint."""
+        differs from one made in one go by training noise only. ``callbacks`` add to the training loop (e.g. a
+        :class:`~course_utils.train.TimeLimit`). Returns the checkpoint."""
         if not 0 < step <= self.steps:
             raise CourseError(f"step {step} lies outside the run's 1..{self.steps} steps.")
         at = self.trained_steps()
@@ -202,12 +175,18 @@ class RunSpec:
         if progress:
             print(f"{self.label} (seed {self.seed}): training to step {step} of {self.steps}", flush=True)
         r = self.recipe
-        callbacks = [LRSchedule(lambda s, _steps, base: r.lr_at(s, self.steps))] if r.lr_schedule != "constant" else []
+        callbacks = list(callbacks) + ([LRSchedule(lambda s, _steps, base: r.lr_at(s, self.steps))]
+                                       if r.lr_schedule != "constant" else [])
         train(self.build(), load("train"), step, lr=r.lr, batch_size=r.batch_size, seed=self.seed, device=device,
               progress=progress, ema_decay=r.ema, checkpoint=self.checkpoint, save_every=100, resume=at > 0,
               preset=self.preset, conditional=self.config.num_classes > 0, callbacks=callbacks,
               meta={"spec": self.to_dict(), "key": self.key()})
         return self.checkpoint
+
+    def history(self) -> History:
+        """The finished part of the run: its losses, seconds and steps, from its checkpoint."""
+        meta = read_checkpoint(self.checkpoint)[1]["meta"]
+        return History(losses=meta.get("losses", []), seconds=meta.get("seconds", 0.0), steps=meta["step"])
 
     def load(self, use_ema: bool = True):
         """(model, header) of the run's checkpoint."""
@@ -245,6 +224,12 @@ def score(spec: RunSpec, settings: EvalSettings, step: int | None = None, classi
     keep = [p for p in old if (p["step"], p["eval"]) != (step, point["eval"])]
     save_record(cache, {"spec": spec.to_dict(), "points": keep + [point]})
     return point
+
+
+def metrics_of(point: dict) -> dict:
+    """A point's measures of the samples alone, without the run's bookkeeping."""
+    return {k: v for k, v in point.items() if k not in ("step", "finished", "lr_fraction", "train_seconds", "loss",
+                                                       "eval_seconds", "weights", "eval")}
 
 
 def same_settings(record: dict, spec: RunSpec) -> bool:

@@ -3,8 +3,8 @@
 
 Every configuration is evaluated on the same n samples' worth of seeds and cached as its own JSON file with the
 model it was made from (a digest of the checkpoint's bytes) and its settings, so an interrupted comparison continues
-where it stopped and another checkpoint of the same name is evaluated anew. Written to ``results/samplers/<NAME>/``: ``results.json``,
-``table.md`` and ``fid_vs_steps.png``.
+where it stopped and another checkpoint of the same name is evaluated anew. Written to ``results/samplers/<NAME>/results.json``;
+``course_utils.reports.write_samplers`` draws table.md and fid_vs_steps.png from it.
 """
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ import json
 import time
 from pathlib import Path
 
-from course_utils import plotting
 from course_utils.checkpoints import load_checkpoint
 from course_utils.diffusion import describe_sampler
-from course_utils.evaluation.evaluate import default_classifier, evaluate
+from course_utils.evaluation.evaluate import EvalSettings, default_classifier, evaluate
 from course_utils.paths import results_dir
 from course_utils.study.runs import resolve
-from course_utils.study.runspec import EvalSettings
 from course_utils.system import atomic_write_text, hardware
 
 STEPS = (10, 25, 50, 150)
@@ -83,44 +81,4 @@ def compare_samplers(name: str, checkpoint: str | Path | None = None, n: int = 1
     result = {"name": name, "checkpoint": str(path), "train_steps": header.get("meta", {}).get("step"), "n": n,
               "seed": seed, "hardware": hardware(), "rows": rows}
     atomic_write_text(out / "results.json", json.dumps(result, indent=1))
-    atomic_write_text(out / "table.md", markdown(result))
-    plotting.save(plot(result), out / "fid_vs_steps.png")
     return result
-
-
-def markdown(result: dict) -> str:
-    head = ("| sampler | Fashion-FID | × DDPM's FID | images/s | × DDPM's speed | dark fraction | class entropy |\n"
-            "|---|---:|---:|---:|---:|---:|---:|\n")
-    body = "".join(f"| {r['label']} | {r['fid']:.2f} | {r['fid_vs_ddpm']:.2f} | {r['images_per_s']:.1f} | "
-                   f"{r['speedup_vs_ddpm']:.1f} | {r['dark_fraction']:.3f} | {r['class_entropy']:.2f} |\n"
-                   for r in result["rows"])
-    r0 = result["rows"][0]
-    return (head + body + f"\n`{result['name']}` ({result['train_steps']} training steps), n = {result['n']} samples "
-            f"vs {result['n']} test images, sampling seed {result['seed']}; real-vs-real FID floor {r0['fid_floor']:.2f}; "
-            f"real images' dark fraction {r0['dark_fraction_real']:.3f}, class entropy {r0['class_entropy_real']:.2f} bits. "
-            f"Speeds on {result['hardware']['cuda'] or result['hardware']['cpu']} with {result['hardware']['threads']} "
-            "threads, batches of 250 images.\n")
-
-
-def plot(result: dict):
-    import matplotlib.pyplot as plt
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
-    ddpm = result["rows"][0]
-    for eta in sorted({r["eta"] for r in result["rows"] if r["sampler"] == "ddim"}):
-        rs = [r for r in result["rows"] if r["sampler"] == "ddim" and r["eta"] == eta]
-        a1.plot([r["steps"] for r in rs], [r["fid"] for r in rs], "o-", label=f"DDIM, eta {eta:g}")
-        a2.plot([r["steps"] for r in rs], [r["images_per_s"] for r in rs], "o-", label=f"DDIM, eta {eta:g}")
-    a1.axhline(ddpm["fid"], c="k", ls="--", lw=1, label="DDPM, 150 steps")
-    a1.axhline(ddpm["fid_floor"], c="gray", ls=":", lw=1, label="real vs real")
-    a2.axhline(ddpm["images_per_s"], c="k", ls="--", lw=1, label="DDPM, 150 steps")
-    a1.set_ylabel(f"Fashion-FID (n = {result['n']})")
-    a2.set_ylabel("images / s")
-    a2.set_yscale("log")
-    for ax in (a1, a2):
-        ax.set_xlabel("sampling steps K")
-        ax.set_xscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(f"{result['name']}: DDIM vs DDPM", fontsize=9)
-    fig.tight_layout()
-    return fig

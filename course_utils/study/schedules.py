@@ -1,18 +1,10 @@
 """The noise-schedule comparison of notebook 09: ``python -m course_utils compare-schedules``.
 
-The same preset is trained under each schedule of :data:`course_utils.lessons.noise_schedule.SETTINGS` (the
-original linear one, cosine, linear scaled to T = 150, and linear rescaled to zero terminal SNR with
-v-prediction) for the same steps and seeds, with an EMA of the weights (BatchNorm statistics recomputed for it),
-and evaluated with the DDPM sampler on ``n`` samples: Fashion-FID, dark fraction, class entropy and the pixels'
-mean and spread, each beside real images.
-
-One diagnostic more per run: the same network started from the *true* marginal q(x_T) of held-out test images
-(:func:`course_utils.lessons.noise_schedule.true_start`) instead of N(0, I). It isolates how much of what the
-samples lack comes from the start. It leaks those images into the samples, so it has no FID in the table.
-
-Resumable: runs train in ``runs/specs/`` and every finished evaluation is saved in ``OUT/runs/`` (small JSON,
-committed with the shipped results in ``results/schedules/``) with the run and settings it was made with (the one
-cache rule); a new start continues with the next missing one.
+One preset trained under each schedule of :data:`course_utils.lessons.noise_schedule.SETTINGS` for the same steps
+and seeds (EMA, BatchNorm statistics recomputed), scored with DDPM on ``n`` samples (Fashion-FID, dark fraction,
+class entropy, pixel statistics), again with x0 clipped, and once more started from the *true* q(x_T) of held-out
+test images (a diagnostic that leaks data, so it has no FID). Resumable: each evaluation is saved in ``OUT/runs/``
+with its run and settings (the one cache rule).
 """
 from __future__ import annotations
 
@@ -25,11 +17,11 @@ import torch
 from course_utils.data import load
 from course_utils.diffusion import sample
 from course_utils.errors import CourseError
-from course_utils.evaluation.evaluate import default_classifier, evaluate_images
+from course_utils.evaluation.evaluate import EvalSettings, default_classifier, evaluate_images
 from course_utils.lessons.noise_schedule import SETTINGS, true_start
 from course_utils.paths import results_dir
 from course_utils.plotting import save_grid_png
-from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, cached_point
+from course_utils.study.runspec import Recipe, RunSpec, cached_point
 from course_utils.system import atomic_write_text, hardware
 from course_utils.train import recompute_batchnorm
 

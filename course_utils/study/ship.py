@@ -1,17 +1,9 @@
-"""Regenerate everything the course ships: ``python -m course_utils ship``.
+"""Regenerate the shipped checkpoints: ``python -m course_utils ship``.
 
-1. The final optimized model: ``FINAL_STEPS`` steps (the original course's 5 epochs) with an exponential
-   moving average of the weights, evaluated on ``FINAL_N`` samples and exported (EMA weights) to
-   ``checkpoints/optimized-final.safetensors`` with its manifest.
-2. The ablation (``course_utils.study.ablation``): every ladder rung and every leave-one-out preset trained for
-   the same number of steps (``LADDER_STEPS``) under ``SEEDS`` seeds, each evaluated; the results go to
-   ``results/ablation/ladder/``.
-3. The equal-step ladder checkpoints: the seed-0 run of every ladder rung, exported as fp16 weights to
-   ``checkpoints/<preset>.safetensors`` with a manifest ``checkpoints/<preset>.json``.
-
-Every step reuses finished runs in ``runs/`` (and resumes the final model's checkpoint), so an
-interrupted ``ship`` continues where it stopped. The classifier has its own command
-(``train-classifier``) because every metric depends on it.
+The final optimized model (``FINAL_STEPS`` steps with an EMA, exported as ``checkpoints/optimized-final``), the
+ablation of every ladder and leave-one-out preset at ``LADDER_STEPS`` steps (``results/ablation/ladder/``), and the
+seed-0 ladder runs exported as ``checkpoints/<preset>``. Every step reuses or resumes finished runs, so an interrupted
+``ship`` continues where it stopped. The classifier has its own command (``train-classifier``).
 """
 from __future__ import annotations
 
@@ -22,12 +14,13 @@ from pathlib import Path
 
 import torch
 
-from course_utils.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from course_utils.checkpoints import load_checkpoint, save_checkpoint
 from course_utils.errors import CourseError
+from course_utils.evaluation.evaluate import EvalSettings
 from course_utils.model.unet import ABLATED, LADDER, count_params, get_preset
 from course_utils.paths import checkpoint_dir, relative
 from course_utils.study.ablation import ablate, ablation_dir, ablation_spec
-from course_utils.study.runspec import EvalSettings, Recipe, RunSpec, score
+from course_utils.study.runspec import Recipe, RunSpec, metrics_of, score
 from course_utils.system import atomic_write_text, git_commit, hardware
 from course_utils.train import STEPS_PER_EPOCH, check_ema
 
@@ -75,20 +68,21 @@ def base_manifest(preset: str, command: str, config: dict | None = None) -> dict
 
 def _trained(spec: RunSpec) -> dict:
     """What a manifest records of a finished run: its steps, training time and final loss."""
-    meta = read_checkpoint(spec.checkpoint)[1]["meta"]
-    losses = meta.get("losses", [])[-50:]
-    return {"steps": meta["step"], "seed": spec.seed, "wall_seconds": round(meta.get("seconds", 0.0), 1),
-            "final_loss": round(sum(losses) / max(len(losses), 1), 5)}
+    h = spec.history()
+    return {"steps": h.steps, "seed": spec.seed, "wall_seconds": round(h.seconds, 1), "final_loss": round(h.final_loss(), 5)}
 
 
 def ship_ladder(steps: int = LADDER_STEPS, seeds: int = SEEDS, n: int = ABLATION_N,
                 checkpoints: str | Path | None = None, results: str | Path | None = None,
                 command: str = "python -m course_utils ship", progress: bool = True,
-                presets: list[str] | None = None) -> dict:
-    """The ablation over every preset (or ``presets``), then the seed-0 ladder runs exported to ``checkpoints``."""
+                presets: list[str] | None = None, after_ablation=None) -> dict:
+    """The ablation over every preset (or ``presets``), then the seed-0 ladder runs exported to ``checkpoints``;
+    ``after_ablation(result)`` is called when the ablation is done (the command line draws its table there)."""
     out = Path(results) if results else ablation_dir("ladder")
     names = presets or list(ABLATED)
     res = ablate(seeds=seeds, presets=names, n=n, out=out, progress=progress, steps=steps)
+    if after_ablation is not None:
+        after_ablation(res)
     ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
     manifests = {}
     for p in [p for p in LADDER if p in names]:
@@ -110,9 +104,7 @@ def ship_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, n: int = FINAL_
     """Train (or resume, or reuse) the final optimized model (EMA), evaluate it on ``n`` samples and export it."""
     spec = final_spec(steps, ema, folder)
     point = score(spec, EvalSettings(n=n, sampler="ddpm", steps=None, eta=0.0, batchnorm="running"), progress=progress)
-    metrics = {k: v for k, v in point.items() if k not in ("step", "finished", "lr_fraction", "train_seconds", "loss",
-                                                           "weights", "eval", "eval_seconds")}
-    metrics["eval_seconds"] = round(point["eval_seconds"], 1)
+    metrics = {**metrics_of(point), "eval_seconds": round(point["eval_seconds"], 1)}
     trained = _trained(spec)
     ckdir = Path(checkpoints) if checkpoints else checkpoint_dir()
     m = {**base_manifest("optimized", command), "params": count_params(spec.load()[0]),
@@ -129,7 +121,7 @@ def ship_final(steps: int = FINAL_STEPS, ema: float = FINAL_EMA, n: int = FINAL_
 
 
 def ship(checkpoints: str | Path | None = None, results: str | Path | None = None,
-         command: str = "python -m course_utils ship", progress: bool = True, **settings) -> dict:
+         command: str = "python -m course_utils ship", progress: bool = True, after_ablation=None, **settings) -> dict:
     """Everything: the ablation and ladder checkpoints, then the final model. Records the wall time. ``settings``:
     steps, seeds, n (the ablation), final_steps, final_n, ema (the final model), skip_final, skip_ladder, presets."""
     known = {"steps": LADDER_STEPS, "seeds": SEEDS, "n": ABLATION_N, "final_steps": FINAL_STEPS, "final_n": FINAL_N,
@@ -146,7 +138,8 @@ def ship(checkpoints: str | Path | None = None, results: str | Path | None = Non
     if not skip_final:
         out["final"] = ship_final(final_steps, ema, final_n, checkpoints, None, command, progress)
     if not skip_ladder:
-        out["ladder"] = ship_ladder(steps, seeds, n, checkpoints, results, command, progress, presets)
+        out["ladder"] = ship_ladder(steps, seeds, n, checkpoints, results, command, progress, presets,
+                                    after_ablation)
     out["seconds"] = time.perf_counter() - t0
     total = sum(p.stat().st_size for p in Path(checkpoints or checkpoint_dir()).glob("*.safetensors"))
     out["checkpoint_bytes"] = total

@@ -76,21 +76,3 @@ def bench(names: list[str] | None = None, repeats: int = 3, steps: int = 5, samp
                      **({"same_network_as": twin} if twin != name else {})})
     return {"device": str(device), "torch": torch.__version__, "threads": threads, "hardware": hardware(),
             "data_seconds_per_epoch": data_epoch, "presets": rows}
-
-
-def format_bench(result: dict) -> str:
-    """The benchmark as a table, with the header saying exactly what was measured."""
-    rows = result["presets"]
-    r0 = rows[0]
-    lines = [f"device {result['device']} ({result['hardware']['cuda'] or result['hardware']['cpu']}), torch "
-             f"{result['torch']}, {result['threads']} threads; data pipeline {result['data_seconds_per_epoch']:.3f} s "
-             "per epoch (468 batches of 128 with flips)",
-             f"medians of {r0['repeats']} rounds over the presets; a round times {r0['steps_per_repeat']} training "
-             f"steps of batch {r0['batch']} and one sampling run of {r0['sample_n']} images x {r0['T']} steps",
-             f"{'preset':<14} {'params':>10} {'GFLOP/step':>10} {'steps/s':>8} {'s/step':>7} {'GFLOP/s':>8} "
-             f"{'GFLOP/img':>9} {'img/s':>7}"]
-    for r in rows:
-        lines.append(f"{r['name']:<14} {r['params']:>10,} {r['train_gflops']:>10.1f} {r['train_steps_per_s']:>8.2f} "
-                     f"{1 / r['train_steps_per_s']:>7.3f} {r['train_gflops_per_s']:>8.1f} "
-                     f"{r['sample_gflops_per_image']:>9.2f} {r['sample_images_per_s']:>7.1f}")
-    return "\n".join(lines)

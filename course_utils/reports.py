@@ -1,0 +1,413 @@
+"""How the studies' results are shown: their markdown tables and figures.
+
+``course_utils.study`` computes and saves each study's numbers (``results.json``, ``summary.json``, one JSON per run);
+this module renders them and nothing else. Each ``write_*`` function draws a saved result and writes its table (and
+figures) beside it. The command line calls them after a study computes, so the study stays free of presentation.
+"""
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+from course_utils import plotting
+from course_utils.model.unet import LADDER, PRESETS, WIDTH_STEPS
+from course_utils.errors import CourseError
+from course_utils.stats import pooled_sd
+from course_utils.study import ablation, compute
+from course_utils.study.recipe import WAYS
+from course_utils.system import atomic_write_text
+
+
+def cell(mean: float, sd: float = math.nan, digits: int = 1) -> str:
+    """``mean ± sd`` with ``digits`` decimals; the mean alone when the spread is unknown (nan)."""
+    return f"{mean:.{digits}f}" + ("" if sd != sd else f" ± {sd:.{digits}f}")
+
+
+def table(head: list[str], rows: list[list], align: str = "l") -> str:
+    """A markdown table; ``align`` gives each column's alignment ("l" or "r"), the last letter repeating to the end."""
+    align = align + align[-1] * (len(head) - len(align))
+    rule = "|" + "".join("---|" if a == "l" else "---:|" for a in align)
+    lines = ["|" + "|".join(f" {c} " if c != "" else " " for c in r) + "|" for r in [head, *rows]]
+    return "\n".join(lines[:1] + [rule] + lines[1:]) + "\n"
+
+
+# --- what the results say: changes and their verdicts (the two-spread rule) ----------------------------------
+
+def run_spread(summary: dict, view: str) -> float | None:
+    """The seed-to-seed spread of one run's FID in ``view``: :func:`course_utils.stats.pooled_sd` over the presets
+    with two or more seeds (None if there are none)."""
+    groups = [r[view]["fids"] for r in summary["rows"] if view in r]
+    return pooled_sd(groups)
+
+
+def verdict(before: dict, after: dict, spread: float | None) -> str:
+    """'better', 'worse' or 'within noise' for a change of mean FID from ``before`` to ``after`` (summary views):
+    a difference counts when it exceeds two spreads of a single run's FID."""
+    diff = after["fid"][0] - before["fid"][0]
+    if spread is None:
+        return "spread not measured yet"
+    if abs(diff) <= 2 * spread:
+        return "within noise"
+    return "better" if diff < 0 else "worse"
+
+
+def steps_of_ladder(summary: dict) -> list[dict]:
+    """Each step of the ladder (and of the width side study) with its change of mean FID and verdict in both
+    views: [{"from", "to", "idea", "equal_steps": {"change", "verdict"}, "equal_compute": {...}}, ...]."""
+    rows = {r["preset"]: r for r in summary["rows"]}
+    chains = [LADDER, WIDTH_STEPS]
+    out = []
+    for chain in chains:
+        for before, after in zip(chain, chain[1:]):
+            if before not in rows or after not in rows or (chain is WIDTH_STEPS and after == "wide"
+                                                           and "wide_upconvs" not in rows):
+                continue
+            step = {"from": before, "to": after, "idea": PRESETS[after].idea, "width_part": chain is WIDTH_STEPS}
+            for view in ("equal_steps", "equal_compute"):
+                a, b = rows[before].get(view), rows[after].get(view)
+                if a and b:
+                    step[view] = {"change": b["fid"][0] - a["fid"][0],
+                                  "verdict": verdict(a, b, run_spread(summary, view))}
+            out.append(step)
+    return out
+
+
+def difference(a: dict, b: dict, key: str = "fid") -> dict:
+    """``b[key] - a[key]`` (two summary rows) with their combined seed spread and a rough verdict.
+
+    The verdict calls a difference *clear* when it exceeds twice the combined standard deviation
+    sqrt(sd_a^2 + sd_b^2); with two seeds per preset that spread is itself a rough estimate.
+    """
+    diff = b[key] - a[key]
+    sa, sb = a.get(key + "_spread", float("nan")), b.get(key + "_spread", float("nan"))
+    spread = math.sqrt((0 if sa != sa else sa) ** 2 + (0 if sb != sb else sb) ** 2)
+    clear = abs(diff) > 2 * spread
+    return {"diff": diff, "spread": spread, "clear": clear,
+            "verdict": ("lower" if diff < 0 else "higher") if clear else "within seed noise"}
+
+
+def ladder_steps(rows: list[dict], key: str = "fid") -> list[dict]:
+    """For each ladder rung after the first: the change of ``key`` from the rung before."""
+    by = {r["preset"]: r for r in rows}
+    ladder = [r for r in rows if r["kind"] == "ladder"]
+    out = []
+    for prev, cur in zip(ladder, ladder[1:]):
+        d = difference(prev, cur, key)
+        out.append({"from": prev["preset"], "to": cur["preset"], "idea": PRESETS[cur["preset"]].idea,
+                    "before": by[prev["preset"]][key], "after": cur[key], **d})
+    return out
+
+
+def leave_one_out(rows: list[dict], key: str = "fid", reference: str = "optimized") -> list[dict]:
+    """For each leave-one-out preset: ``key`` without the idea minus ``key`` of the full model.
+
+    A positive FID difference means the model is worse without the idea, i.e. the idea helps.
+    """
+    by = {r["preset"]: r for r in rows}
+    if reference not in by:
+        raise CourseError(f"the ablation has no {reference!r} row to compare the leave-one-out presets with.")
+    out = []
+    for r in rows:
+        if r["kind"] == "leave-one-out":
+            d = difference(by[reference], r, key)
+            out.append({"preset": r["preset"], "idea": PRESETS[r["preset"]].idea, "without": r[key],
+                        "with": by[reference][key], **d})
+    return sorted(out, key=lambda x: -x["diff"])
+
+
+# --- the compute-aware study ---------------------------------------------------------------------------------
+
+def study_table(summary: dict) -> str:
+    """Both views per preset: FID (mean ± sd over seeds) at equal steps and at equal compute, with steps and minutes."""
+    s, e = summary["settings"], summary["settings"]["eval"]
+
+    def view(v):
+        if v is None:
+            return ["—", "—", "—"]
+        fid = cell(*v["fid"]) + f" ({v['seeds']})" + ("*" if v.get("finished") is False else "")
+        return [fid, f"{v['step']:,}", f"{v['train_seconds'] / 60:.1f}"]
+
+    rows = [[f"{r['preset']} (width part)" if r.get("width_part") else r["preset"], f"{r['train_gflops']:.1f}",
+             *view(r.get("equal_steps")), *view(r.get("equal_compute"))] for r in summary["rows"]]
+    head = ["preset", "GFLOP/step", "FID at equal steps", "steps", "min", "FID at equal compute", "steps", "min"]
+    floor = next((r[v]["fid_floor"] for r in summary["rows"] for v in ("equal_compute", "equal_steps") if v in r),
+                 math.nan)
+    return (table(head, rows, "lr") + f"\nFashion-FID of the EMA weights, mean ± sd over seeds (number of seeds in brackets), n = "
+            f"{e['n']} samples ({e['sampler'].upper()}, {e.get('steps') or 150} steps, eta {e.get('eta', 0)}) vs "
+            f"{e['n']} test images; real-vs-real floor {floor:.2f}. BatchNorm statistics of the EMA weights "
+            f"{e.get('batchnorm', 'averaged')}. Equal steps: {s['reference_steps']:,} steps "
+            f"each. Equal compute: {s['reference_steps']:,} steps of {s['reference']} "
+            f"({compute.Study('-', reference_steps=s['reference_steps']).budget_gflop() / 1e3:.1f} TFLOP) each. "
+            f"Recipe: Adam lr {s['recipe']['lr']} ({s['recipe'].get('lr_schedule', 'constant')}), batch "
+            f"{s['recipe']['batch_size']}, EMA {s['recipe']['ema']} (BatchNorm statistics averaged too). Minutes: "
+            "training time on the machine that made the run (median over seeds). Width parts: the width idea's three "
+            "changes one at a time (upsample -> channels -> + four up convs -> + no norm after the upsampler = wide)."
+            + _recipe_note(summary) + "\n")
+
+
+def _recipe_note(summary: dict) -> str:
+    """What a study with other diffusion settings or a decaying learning rate adds to the table's notes."""
+    s, note = summary["settings"], ""
+    if s.get("overrides"):
+        note += " Diffusion settings of every run: " + ", ".join(f"{k}={v}" for k, v in s["overrides"].items()) + "."
+    if s["recipe"].get("lr_schedule", "constant") != "constant":
+        note += (" The learning rate decays to 0 over each run's own length, so a run is finished only at its end: "
+                 "a * marks a mid-run point (the equal-step point of a longer run, until the finished run of "
+                 f"{s['reference_steps']:,} steps is made).")
+        if summary.get("equal_step_runs"):
+            note += f" Equal steps from {summary['equal_step_runs']} finished run(s) of {s['reference_steps']:,} steps."
+    return note
+
+
+def verdicts_table(summary: dict) -> str:
+    """The ladder's steps: the change of FID and the verdict at equal steps and at equal compute."""
+    spread = {v: run_spread(summary, v) for v in ("equal_steps", "equal_compute")}
+    rows = []
+    for st in steps_of_ladder(summary):
+        cells = []
+        for v in ("equal_steps", "equal_compute"):
+            c = st.get(v)
+            cells += [f"{c['change']:+.1f}", c["verdict"]] if c else ["—", "—"]
+        label = f"{st['from']} → {st['to']}" + (" (width part)" if st["width_part"] else "")
+        rows.append([label, st["idea"], *cells])
+    head = ["step", "idea", "FID change at equal steps", "verdict", "FID change at equal compute", "verdict"]
+
+    def sd(v):
+        return (f"a spread of {spread[v]:.1f}, so a threshold of {2 * spread[v]:.1f}," if spread[v]
+                else "spread not measured yet")
+    return (table(head, rows, "llrlrl") + f"\nA negative change is an improvement (lower FID). A change counts only when it exceeds two "
+            f"seed-to-seed spreads of a single run's FID, pooled over the presets with several seeds: "
+            f"{sd('equal_steps')} at equal steps, {sd('equal_compute')} at equal compute; smaller ones are within "
+            "noise.\n")
+
+
+def study_curves(records: list[dict]):
+    """FID against training steps and against training compute, one colour per rung, mean over seeds."""
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    colors = list(plt.get_cmap("tab10").colors) + ["#222222", "#a6a600"]
+    for k, preset in enumerate(p for p in compute.ORDER if any(r["preset"] == p for r in records)):
+        mine = [r for r in records if r["preset"] == preset]
+        steps = sorted(set.intersection(*[{p["step"] for p in r["points"]} for r in mine]))
+        if not steps:
+            continue
+        fids = [[compute.point_at(r, s)["fid"] for r in mine] for s in steps]
+        mean = [statistics.fmean(f) for f in fids]
+        tflop = [s * mine[0]["train_gflops_per_step"] / 1e3 for s in steps]
+        label = f"{preset} ({len(mine)} seed{'s' if len(mine) > 1 else ''})"
+        for ax, x in ((a1, steps), (a2, tflop)):
+            ax.plot(x, mean, "o--" if preset in compute.WIDTH_PARTS else "o-", color=colors[k % len(colors)],
+                    label=label, ms=3)
+            if len(mine) > 1:
+                ax.fill_between(x, [min(f) for f in fids], [max(f) for f in fids], color=colors[k % len(colors)],
+                                alpha=0.15)
+    floor = records[0]["points"][0]["fid_floor"]
+    for ax, xl in ((a1, "training steps (batch 128)"), (a2, "training compute (TFLOP)")):
+        ax.axhline(floor, c="k", ls=":", lw=1)
+        ax.set(xscale="log", yscale="log", xlabel=xl)
+        ax.grid(alpha=0.3, which="both")
+    a1.set_ylabel("Fashion-FID (EMA weights)")
+    a2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    a1.set_title("equal steps: what an idea does to the network", fontsize=9)
+    a2.set_title("equal compute: what it is worth on a machine", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def write_study(name: str = "cpu") -> dict | None:
+    """Render study ``name``'s saved summary: table.md, verdicts.md and curves.png beside its summary.json."""
+    summary, records = compute.load_summary(name), compute.load_all(name)
+    if not summary or not summary["rows"]:
+        return summary
+    folder = compute.study_dir(name)
+    atomic_write_text(folder / "table.md", study_table(summary))
+    atomic_write_text(folder / "verdicts.md", verdicts_table(summary))
+    plotting.save(study_curves(records), folder / "curves.png")
+    return summary
+
+
+# --- the ablation ------------------------------------------------------------------------------------------
+
+def ablation_table(rows: list[dict], budget: str, n: int, speed: dict | None = None) -> str:
+    """Every preset's measures (mean ± sd over seeds), with each step's cost beside its measured speed."""
+    cols = ablation.COLUMNS
+    flops = bool(rows) and all("train_gflops" in r for r in rows)
+    head = (["preset", "kind", "params", "steps"] + (["GFLOP/step", "GFLOP/image"] if flops else [])
+            + [label for _, label, _ in cols])
+    body = [[r["preset"], r["kind"] + (f" (the same network as {r['same_network_as']}: its runs)"
+                                       if r.get("same_network_as") else ""), f"{r['params']:,}", r["steps"]]
+            + ([f"{r['train_gflops']:.1f}", f"{r['sample_gflops_per_image']:.2f}"] if flops else [])
+            + [cell(r[k], r[k + "_spread"], d) for k, _, d in cols] for r in rows]
+    ref = rows[0] if rows else {}
+    speeds = (f"the speeds are medians of {speed['presets'][0]['repeats']} rounds of a short benchmark that goes round "
+              f"all presets, on {speed['device']} with {speed['threads']} threads (train: batch 128; sampling: "
+              f"{speed['presets'][0]['sample_n']} images, 150 steps)." if speed and speed.get("presets") else
+              "the speeds are the best of the seeds' training and evaluation runs (other work on the machine only "
+              "slows a run down).")
+    return (table(head, body, "llrr") + f"\nBudget `{budget}`; mean ± standard deviation over seeds {ref.get('seeds')}; "
+            f"FID and KID from {n} samples vs {n} test images; {speeds} Real-vs-real at the same n: FID "
+            f"{ref.get('fid_floor', math.nan):.2f}, KID {ref.get('kid_floor', math.nan):.4f}; checkerboard of real "
+            f"images {ref.get('checkerboard_real', math.nan):.4f}."
+            + (" GFLOP/step: a 128-image training step, forward and backward; GFLOP/image: one sample, 150 steps "
+               "(torch.utils.flop_counter)." if flops else "") + "\n")
+
+
+def loss_panels(histories: dict, reference: str = "optimized"):
+    """Seed 0's loss curves: the ladder rungs on the left, the leave-one-out presets (and ``reference``) on the right."""
+    import matplotlib.pyplot as plt
+    ladder = {p: h for p, h in histories.items() if PRESETS[p].kind == "ladder"}
+    loo = {p: h for p, h in histories.items() if PRESETS[p].kind != "ladder"}
+    if reference in histories and loo:
+        loo = {reference: histories[reference], **loo}
+    panels = [(t, h) for t, h in (("ladder rungs", ladder), ("leave one out", loo)) if h]
+    fig, axes = plt.subplots(1, len(panels), figsize=(7.5 * len(panels), 3.8), squeeze=False, sharey=True)
+    for ax, (title, hs) in zip(axes[0], panels):
+        plotting.plot_losses(hs, ax=ax, title=f"{title} (seed 0)")
+    fig.tight_layout()
+    return fig
+
+
+def ablation_bars(rows: list[dict]):
+    """Bar charts of FID (mean ± sd over seeds, floor dashed) and checkerboard / real per preset."""
+    import matplotlib.pyplot as plt
+    colors = ["tab:blue" if r["kind"] == "ladder" else "tab:orange" for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.8))
+    x = range(len(rows))
+    a1.bar(x, [r["fid"] for r in rows], yerr=[0 if r["fid_spread"] != r["fid_spread"] else r["fid_spread"]
+                                               for r in rows], color=colors, capsize=3)
+    a1.axhline(rows[0]["fid_floor"], ls="--", c="k", lw=1, label="real vs real (floor)")
+    a1.set_ylabel("Fashion-FID (lower is better)")
+    a2.bar(x, [r["checkerboard"] / r["checkerboard_real"] for r in rows], color=colors)
+    a2.axhline(1, ls="--", c="k", lw=1, label="real images")
+    a2.axhline(2, ls=":", c="tab:red", lw=1, label="2x real")
+    a2.set(yscale="log", ylabel="checkerboard score / real images'")
+    for ax in (a1, a2):
+        ax.legend(fontsize=8)
+        ax.set_xticks(list(x), [r["preset"] for r in rows], rotation=60, ha="right", fontsize=8)
+    a1.set_title("blue: ladder rungs, orange: optimized minus one idea", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def write_ablation(result: dict) -> dict:
+    """Render an :func:`~course_utils.study.ablation.ablate` result in its folder: table.md, summary.png and, for a
+    result made in this process (which still holds its loss histories and sample grids), losses.png and samples.png."""
+    out, saved = Path(result["out"]), ablation.load_results(folder=result["out"])
+    atomic_write_text(out / "table.md", ablation_table(saved["summary"], saved["budget"], saved["n"], saved.get("bench")))
+    plotting.save(ablation_bars(saved["summary"]), out / "summary.png")
+    if result.get("histories"):
+        plotting.save(loss_panels(result["histories"]), out / "losses.png")
+        plotting.save(plotting.compare_grids(result["grids"], nrow=4, size=2.2, cols=6), out / "samples.png")
+    return saved
+
+
+def refresh_ablation(folder: str | Path, speed: dict | None = None) -> dict:
+    """Re-summarize a saved ablation without training or sampling again: measure the speeds anew (or take
+    ``speed``, a :func:`course_utils.evaluation.bench.bench` result), then rewrite results.json, table.md and summary.png."""
+    ablation.resummarize(folder, speed)
+    return write_ablation({"out": folder})
+
+
+# --- smaller studies --------------------------------------------------------------------------------------
+
+def schedules_table(result: dict) -> str:
+    """The schedule comparison: per schedule, from N(0, I), from the true q(x_T) and with x0 clipped."""
+    rows = []
+    for r in result["rows"]:
+        a, b, c = r["noise_start"], r["true_start"], r.get("clipped")
+        rows.append([r["schedule"], cell(*a["fid"]), cell(*a["dark_fraction"], 3), cell(*a["class_entropy"], 2),
+                     cell(*a["pixel_mean"], 2), cell(*a["pixel_std"], 2), cell(*b["dark_fraction"], 3),
+                     cell(*b["class_entropy"], 2)] + ([cell(*c["fid"]), cell(*c["dark_fraction"], 3)] if c else ["—", "—"]))
+    f = result["rows"][0]["noise_start"]
+    rows.append(["real test images", f"{f['fid_floor'][0]:.1f} (floor)", f"{f['dark_fraction_real'][0]:.3f}",
+                 f"{f['class_entropy_real'][0]:.2f}", f"{f['pixel_mean_real'][0]:.2f}", f"{f['pixel_std_real'][0]:.2f}",
+                 "", "", "", ""])
+    head = ["schedule", "FID", "dark fraction", "class entropy (bits)", "pixel mean", "pixel sd",
+            "dark fraction from true q(x_T)", "class entropy from true q(x_T)", "FID, x0 clipped",
+            "dark fraction, x0 clipped"]
+    return (table(head, rows, "lr") + "\n"
+            f"`{result['preset']}` trained {result['steps']:,} steps per schedule with an EMA ({result['ema']}) of "
+            f"its weights (BatchNorm statistics recomputed), seeds {', '.join(map(str, result['seeds']))}: mean ± sd "
+            f"over seeds. {result['n']} samples each, DDPM sampler (all T steps), against as many test images. "
+            "The two \"from true q(x_T)\" columns start the same network from the true marginal q(x_T) of held-out "
+            "test images instead of N(0, I): a diagnostic that leaks data, so it has no FID. The two \"x0 clipped\" "
+            "columns sample from N(0, I) again with the clean-image estimate clipped to [-1, 1] at every step "
+            "(`sample(clip_x0=True)`).\n")
+
+
+def samplers_table(result: dict) -> str:
+    """DDPM against DDIM at each K and eta: FID, speed and the pixel statistics, each beside DDPM's."""
+    rows = [[r["label"], f"{r['fid']:.2f}", f"{r['fid_vs_ddpm']:.2f}", f"{r['images_per_s']:.1f}",
+             f"{r['speedup_vs_ddpm']:.1f}", f"{r['dark_fraction']:.3f}", f"{r['class_entropy']:.2f}"]
+            for r in result["rows"]]
+    head = ["sampler", "Fashion-FID", "× DDPM's FID", "images/s", "× DDPM's speed", "dark fraction", "class entropy"]
+    r0, hw = result["rows"][0], result["hardware"]
+    return (table(head, rows, "lr") + f"\n`{result['name']}` ({result['train_steps']} training steps), n = {result['n']} "
+            f"samples vs {result['n']} test images, sampling seed {result['seed']}; real-vs-real FID floor "
+            f"{r0['fid_floor']:.2f}; real images' dark fraction {r0['dark_fraction_real']:.3f}, class entropy "
+            f"{r0['class_entropy_real']:.2f} bits. Speeds on {hw['cuda'] or hw['cpu']} with {hw['threads']} threads, "
+            "batches of 250 images.\n")
+
+
+def write_samplers(result: dict, out: str | Path) -> None:
+    """Render a sampler comparison in ``out``: table.md and fid_vs_steps.png."""
+    atomic_write_text(Path(out) / "table.md", samplers_table(result))
+    plotting.save(samplers_plot(result), Path(out) / "fid_vs_steps.png")
+
+
+def samplers_plot(result: dict):
+    """FID and speed against the number of DDIM steps K, DDPM's as dashed lines."""
+    import matplotlib.pyplot as plt
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    ddpm = result["rows"][0]
+    for eta in sorted({r["eta"] for r in result["rows"] if r["sampler"] == "ddim"}):
+        rs = [r for r in result["rows"] if r["sampler"] == "ddim" and r["eta"] == eta]
+        a1.plot([r["steps"] for r in rs], [r["fid"] for r in rs], "o-", label=f"DDIM, eta {eta:g}")
+        a2.plot([r["steps"] for r in rs], [r["images_per_s"] for r in rs], "o-", label=f"DDIM, eta {eta:g}")
+    a1.axhline(ddpm["fid"], c="k", ls="--", lw=1, label="DDPM, 150 steps")
+    a1.axhline(ddpm["fid_floor"], c="gray", ls=":", lw=1, label="real vs real")
+    a2.axhline(ddpm["images_per_s"], c="k", ls="--", lw=1, label="DDPM, 150 steps")
+    a1.set_ylabel(f"Fashion-FID (n = {result['n']})")
+    a2.set(ylabel="images / s", yscale="log")
+    for ax in (a1, a2):
+        ax.set(xlabel="sampling steps K", xscale="log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{result['name']}: DDIM vs DDPM", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def ema_table(result: dict) -> str:
+    """ema-check: FID of one run at each step, scored each way of :data:`course_utils.study.recipe.WAYS`."""
+    rows = [[f"{r['step']:,}"] + [f"{r[w]['fid']:.1f}" for w in WAYS] for r in result["rows"]]
+    floor = result["rows"][0]["raw"]["fid_floor"] if result["rows"] else math.nan
+    return (table(["steps", *WAYS.values()], rows, "r") + f"\nFashion-FID of `{result['preset']}` (one run, seed "
+            f"{result['seed']}, EMA decay {result['ema']}), n = {result['n']} samples (DDPM, 150 steps) vs {result['n']} "
+            f"test images; real-vs-real floor {floor:.2f}. Recomputed: exact averages over 50 fresh batches of 128 "
+            "noised training images.\n")
+
+
+def write_ema(result: dict, out: str | Path) -> str:
+    """Render an ema-check result as ``out``/table.md; returns the table."""
+    text = ema_table(result)
+    atomic_write_text(Path(out) / "table.md", text)
+    return text
+
+
+def bench_text(result: dict) -> str:
+    """The benchmark as a text table, with the header saying exactly what was measured."""
+    rows, hw = result["presets"], result["hardware"]
+    r0 = rows[0]
+    lines = [f"device {result['device']} ({hw['cuda'] or hw['cpu']}), torch {result['torch']}, {result['threads']} "
+             f"threads; data pipeline {result['data_seconds_per_epoch']:.3f} s per epoch (468 batches of 128 with flips)",
+             f"medians of {r0['repeats']} rounds over the presets; a round times {r0['steps_per_repeat']} training "
+             f"steps of batch {r0['batch']} and one sampling run of {r0['sample_n']} images x {r0['T']} steps",
+             f"{'preset':<14} {'params':>10} {'GFLOP/step':>10} {'steps/s':>8} {'s/step':>7} {'GFLOP/s':>8} "
+             f"{'GFLOP/img':>9} {'img/s':>7}"]
+    lines += [f"{r['name']:<14} {r['params']:>10,} {r['train_gflops']:>10.1f} {r['train_steps_per_s']:>8.2f} "
+              f"{1 / r['train_steps_per_s']:>7.3f} {r['train_gflops_per_s']:>8.1f} "
+              f"{r['sample_gflops_per_image']:>9.2f} {r['sample_images_per_s']:>7.1f}" for r in rows]
+    return "\n".join(lines)
+
