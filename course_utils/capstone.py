@@ -21,7 +21,7 @@ from course_utils.evaluation.evaluate import EvalSettings, evaluate
 from course_utils.model.cost import train_gflops
 from course_utils.paths import runs_root
 from course_utils.study import best
-from course_utils.study.runs import load_shipped, shipped_path
+from course_utils.runs import load_shipped, shipped_path
 from course_utils.study.runspec import RunSpec
 from course_utils.system import atomic_write_text, hardware, pick_device
 from course_utils.train import DiffusionLoss, TimeLimit, Trainer, recompute_batchnorm

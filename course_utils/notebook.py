@@ -18,7 +18,7 @@ from course_utils.evaluation.metrics import checkerboard_score
 from course_utils.model.unet import LADDER, build, count_params
 from course_utils.paths import relative
 from course_utils.study import compute
-from course_utils.study.runs import as_variant, load_shipped, train_preset
+from course_utils.runs import as_variant, load_shipped, train_preset
 from course_utils.system import pick_device
 from course_utils.train import get_budget
 
@@ -35,7 +35,7 @@ def setup(seed: int = 0):
 
 
 def _variants(presets) -> list[tuple[str, object, object]]:
-    """(label, item, config) for each item: anything :func:`course_utils.study.runs.as_variant` takes."""
+    """(label, item, config) for each item: anything :func:`course_utils.runs.as_variant` takes."""
     out = []
     for item in presets:
         label, preset, overrides, model = as_variant(item)

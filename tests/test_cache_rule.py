@@ -76,7 +76,7 @@ def test_the_shipped_ema_check_rows_are_valid_under_the_cache_rule(tmp_path, no_
 
 
 def test_the_shipped_sampler_comparison_is_found_again_and_another_model_is_not(tmp_path, monkeypatch):
-    from course_utils.study import samplers
+    from course_utils.evaluation import samplers
     shipped = samplers.samplers_dir("optimized-final")
     shutil.copytree(shipped, tmp_path / "out")
     saved = json.loads((shipped / "results.json").read_text())

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course_utils.cli import evaluation as cli_eval
-from course_utils.study import runs
+from course_utils import runs
 from course_utils.errors import CourseError
 from course_utils.evaluation.evaluate import (class_entropy, confidence, evaluate, evaluate_images, format_report,
                                    generate, real_images)

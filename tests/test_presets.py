@@ -168,7 +168,7 @@ class MyGELU(nn.Module):
 
 
 def test_a_factory_is_swapped_in_directly_and_silu_is_built_in():
-    from course_utils.study.runs import as_variant
+    from course_utils.runs import as_variant
     try:
         m = cu.build("wide", act=MyGELU)  # a factory, not a name: registered under its own name
         assert m.config.act == "MyGELU" and any(isinstance(x, MyGELU) for x in m.modules())

@@ -288,7 +288,7 @@ def test_sampling_from_a_given_start_and_the_true_marginal():
 
 
 def test_train_preset_with_overrides_trains_its_own_variant(tmp_path, monkeypatch):
-    from course_utils.study.runs import run_dir, train_preset, variant_name
+    from course_utils.runs import run_dir, train_preset, variant_name
     monkeypatch.setenv("COURSE_RUNS_DIR", str(tmp_path))
     settings = ns.SETTINGS["linear_zero_snr"]
     assert variant_name("baseline", settings) == "baseline+prediction=v+schedule=linear+zero_terminal_snr=True"

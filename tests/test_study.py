@@ -5,7 +5,8 @@ import math
 import pytest
 
 from course_utils import reports
-from course_utils.study import compute, samplers
+from course_utils.evaluation import samplers
+from course_utils.study import compute
 
 
 @pytest.fixture()

@@ -25,7 +25,7 @@ from course_utils.errors import CourseError
 from course_utils.model.cost import sample_gflops_per_image, train_gflops
 from course_utils.model.unet import PRESETS, build, count_params, get_preset
 from course_utils.paths import cache_dir
-from course_utils.study.runs import resolve, run_dir, train_preset
+from course_utils.runs import resolve, run_dir, train_preset
 from course_utils.system import ensure_writable
 from course_utils.train import SAVE_EVERY, Autocast, get_budget
 

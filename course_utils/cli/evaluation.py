@@ -18,7 +18,7 @@ from course_utils.errors import CourseError
 from course_utils.evaluation.classifier import classifier_path, manifest_path, train_classifier
 from course_utils.evaluation.evaluate import MAX_N, default_classifier, evaluate, format_report
 from course_utils.evaluation.guidance import WEIGHTS, format_sweep, guidance_sweep
-from course_utils.study.runs import resolve
+from course_utils.runs import resolve
 from course_utils.system import ensure_writable
 
 

@@ -16,7 +16,7 @@ from course_utils.study.ablation import ablate
 from course_utils.evaluation.bench import bench
 from course_utils.study.recipe import ema_check, ema_dir
 from course_utils.study.runspec import LR_SCHEDULES
-from course_utils.study.samplers import compare_samplers, samplers_dir
+from course_utils.evaluation.samplers import compare_samplers, samplers_dir
 
 
 def cmd_bench(args) -> int:

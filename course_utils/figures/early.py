@@ -18,7 +18,7 @@ from course_utils.lessons.group_norm import groupnorm_demo
 from course_utils.lessons.rearrange_pooling import depth_to_space, maxpool_survivors, space_to_depth
 from course_utils.plotting import to_grid
 from course_utils.study import compute
-from course_utils.study.runs import load_shipped
+from course_utils.runs import load_shipped
 from course_utils.widgets.checkerboard import overlap_data, samples_figure
 from course_utils.widgets import gelu as gelu_widget
 from course_utils.widgets import rearrange_pooling as pooling_widget

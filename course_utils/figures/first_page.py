@@ -16,7 +16,7 @@ from course_utils.data import load
 from course_utils.diffusion import sample
 from course_utils.errors import CourseError
 from course_utils.paths import home
-from course_utils.study.runs import load_shipped
+from course_utils.runs import load_shipped
 
 N = 32           # images per grid
 NROW = 8         # images per row

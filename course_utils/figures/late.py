@@ -19,9 +19,9 @@ from course_utils.lessons import time_embedding as te
 from course_utils.model.cost import train_gflops
 from course_utils.model.unet import LADDER
 from course_utils.study import compute
-from course_utils.study import samplers as sm
+from course_utils.evaluation import samplers as sm
 from course_utils.study import schedules as sc
-from course_utils.study.runs import load_shipped
+from course_utils.runs import load_shipped
 
 SCHEDULES = ("linear", "cosine", "linear_scaled", "linear_zero_snr")
 

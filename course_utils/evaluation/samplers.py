@@ -17,7 +17,7 @@ from course_utils.checkpoints import load_checkpoint
 from course_utils.diffusion import describe_sampler
 from course_utils.evaluation.evaluate import EvalSettings, default_classifier, evaluate
 from course_utils.paths import results_dir
-from course_utils.study.runs import resolve
+from course_utils.runs import resolve
 from course_utils.system import atomic_write_text, hardware
 
 STEPS = (10, 25, 50, 150)
