@@ -350,7 +350,8 @@ def _effect_text(e: dict) -> str:
     star = "*" if e["mid_run"] else ""
     thr = "threshold not measured yet" if e["threshold"] is None else f"threshold ±{e['threshold']:.1f}"
     verdict = e["verdict"] if e["threshold"] is not None else "no verdict yet"
-    return f"{e['change']:+.1f}{star} ({e['before']:.1f} → {e['after']:.1f}): {verdict} ({thr})"
+    seeds = f"{e['seeds'][0]} vs {e['seeds'][1]} seed{'s' if e['seeds'][1] > 1 else ''}"
+    return f"{e['change']:+.1f}{star} ({e['before']:.1f} → {e['after']:.1f}, {seeds}): {verdict} ({thr})"
 
 
 class VerdictCard:
