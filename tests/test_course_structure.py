@@ -78,3 +78,11 @@ def test_every_notebook_has_a_try_it_yourself_cell(path):
     assert nb["cells"][at + 1]["cell_type"] == "code" and "nb.compare(" in code
     assert re.search(r'MY_VARIANT = (\("\w+", \{"\w+": |cu\.build\("\w+", \w+=)', code), code
     assert at < next(i for i, t in enumerate(text) if t.startswith("## Exercises"))
+
+
+def test_notebook_01_opens_with_where_the_course_ends():
+    """Issue 23's first minute: right after the set-up cell, best-cpu's samples beside real images and a denoising
+    strip (course_utils.figures.first_page.first_minute: DDIM, 25 steps; its time is in docs/results.md)."""
+    nb = json.loads((ROOT / "notebooks" / "01_baseline_ddpm.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "nb.setup()" in code[0] and "first_page.first_minute()" in code[1]

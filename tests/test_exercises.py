@@ -111,7 +111,7 @@ WRONG = {
     ("noise_schedule", "check_x0_from_v"): ("""
         def x0_from_v(x_t, v, t, alpha_bar):
             ab = alpha_bar[t].view(-1, 1, 1, 1)
-            return ab.sqrt() * x_t + (1 - ab).sqrt() * v       # wrong sign: that is the noise's mix, not x0's
+            return ab.sqrt() * x_t + (1 - ab).sqrt() * v       # wrong sign: (a² − b²)·x0 + 2ab·ε, not x0
         """, "at index"),
     ("guidance", "check_context_dropout"): ("""
         import torch.nn.functional as F

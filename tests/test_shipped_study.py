@@ -299,7 +299,7 @@ def test_notebook_08_section_8_quotes_the_ablation():
     r = {x["preset"]: x for x in rows}
     nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
     text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
-    sec = text[text.index("## 8. Which ideas mattered"):]
+    sec = text[text.index("### Which ideas mattered, in detail"):]
     assert "FID about 50 lower on the ladder and 48 higher when it is removed" in sec
     assert round(-lad["width"]["diff"]) == 50 and round(loo["width"]["diff"]) == 48
     assert "about 5× more steps per second" in sec and round(r["no_width"]["train_steps_per_s"] / r["optimized"]["train_steps_per_s"]) == 5
@@ -319,7 +319,7 @@ def test_notebook_08_section_8_states_the_study():
     best = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
     nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
     text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
-    sec = text[text.index("## 8. Which ideas mattered"):]
+    sec = text[text.index("### Which ideas mattered, in detail"):]
     b, o = rows["baseline"], rows["optimized"]
     want = [f"{train_gflops('wide') / train_gflops('upsample'):.1f}× cost per step",
             f"`baseline` reaches {b['equal_compute']['fid'][0]:.1f} ± {b['equal_compute']['fid'][1]:.1f} at equal compute "
@@ -393,3 +393,27 @@ def test_the_results_say_the_ladder_does_not_pay_for_its_cost():
     best = min(rows[p]["equal_compute"]["fid"][0] for p in rows)
     assert best == rows["upsample"]["equal_compute"]["fid"][0]
     assert rows["wide"]["equal_compute"]["fid"][0] - best < threshold  # "wide, within noise of them"
+
+
+def test_notebook_08_what_to_remember_holds():
+    """Section 7's table, which resolves "width matters most" against "narrow networks win per FLOP", quotes the
+    ablation and the study as they are."""
+    from course_utils.model.cost import train_gflops
+    from course_utils.study import ablation
+    summary = compute.load_summary("cpu")
+    rows = {r["preset"]: r for r in summary["rows"]}
+    steps = {s["idea"]: s for s in reports.steps_of_ladder(summary) if not s["width_part"]}
+    lad = {s["idea"]: s for s in reports.ladder_steps(ablation.load_results("ladder")["summary"])}
+    best = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
+    nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
+    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
+    sec = text[text.index("## 7. What to remember"):text.index("## 8. The final model")]
+    b, o, w = rows["baseline"]["equal_compute"]["fid"], rows["optimized"]["equal_compute"]["fid"], steps["width"]
+    want = [f"(FID about {round(-lad['width']['diff'])} lower)", f"its gain ({w['equal_steps']['change']:.1f} FID)".replace("-", "−"),
+            f"costs {train_gflops('wide') / train_gflops('upsample'):.1f}× a narrow one",
+            f"scores {b[0]:.1f} ± {b[1]:.1f} against `optimized`'s {o[0]:.1f} ± {o[1]:.1f}",
+            f"scores {best['metrics']['fid']:.1f} after {best['train_minutes']:.1f} minutes of training"]
+    assert not [x for x in want if x not in sec], [x for x in want if x not in sec]
+    assert w["equal_steps"]["verdict"] == w["equal_compute"]["verdict"] == "within noise" and b[0] < o[0]
+    better = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "better"}
+    assert better == {"extra_skip"} and "**The extra skip**, the only change measurably better" in sec
