@@ -27,6 +27,14 @@ QUESTIONS = [q for q in range(1, 23) if q not in (15, 16)]
 PARTS = ("**Key points.**", "**Live demo.**", "**What goes wrong in class.**", "**In 45 minutes.**")
 PREDICT = re.compile(r"^- \*\*Predict:\*\*", re.M)
 MAX_WORDS = 480  # a plan an instructor reads in a few minutes (table pipes and symbols do not count)
+# The walkthroughs built on the template of walkthroughs/README.md ("How each walkthrough is built"): these sections
+# in this order, and at most MAIN_WORDS words outside <details> blocks (code blocks count). 06-10 join SHORT when
+# they are converted.
+SHORT = ["01_baseline_ddpm"]
+MAIN_WORDS = 2500
+SECTIONS = ("## Lesson plan", "## Overview", "## The story, section by section", "## Common student mistakes",
+            "## Sources")
+DETAILS = re.compile(r"<details>.*?</details>", re.S)
 
 
 def lesson_plan(text: str, name: str = "") -> str:
@@ -103,6 +111,31 @@ def test_every_walkthrough_opens_with_a_lesson_plan(path):
         assert "**Answer:**" in p, f"{path.name}: a prediction prompt without its **Answer:**: {p[:80]!r}"
     words = sum(1 for w in re.sub(r"<!--.*?-->", "", plan, flags=re.S).split() if re.search(r"\w", w))
     assert words <= MAX_WORDS, f"{path.name}: the lesson plan has {words} words (at most {MAX_WORDS})"
+
+
+def main_text(text: str) -> str:
+    """What a reader sees without opening a ``<details>`` block."""
+    return DETAILS.sub("", text)
+
+
+@pytest.mark.parametrize("stem", SHORT)
+def test_a_converted_walkthrough_follows_the_template(stem):
+    text = (ROOT / "walkthroughs" / f"{stem}.md").read_text()
+    words = len(main_text(text).split())
+    assert words <= MAIN_WORDS, f"{stem}.md has {words} words outside <details> (at most {MAIN_WORDS})"
+    heads = [h for h in re.findall(r"^## .*$", main_text(text), re.M)]
+    assert heads == list(SECTIONS), f"{stem}.md: the sections are {heads}, not {list(SECTIONS)}"
+    assert text.count("<details>") == text.count("</details>"), f"{stem}.md: an unclosed <details> block"
+    for m in re.finditer(r"<details>(.*?)</details>", text, re.S):
+        where = f"{stem}.md:{text.count(chr(10), 0, m.start()) + 1}"
+        # without the blank lines the markdown inside the block would not render
+        assert re.match(r"<summary>[^\n]+</summary>\n\n", m[1]), f"{where}: no <summary> line and blank line after it"
+        assert m[1].endswith("\n\n"), f"{where}: no blank line before </details>"
+
+
+def test_the_main_text_leaves_out_details_blocks():
+    text = "a b\n\n<details><summary>S</summary>\n\nc d e\n\n</details>\n\nf\n"
+    assert main_text(text).split() == ["a", "b", "f"]
 
 
 def test_the_lesson_plan_parser_catches_a_bad_plan():
