@@ -531,10 +531,12 @@ def train(model: torch.nn.Module, data: FashionData, steps: int, options: TrainO
 
 
 @torch.no_grad()
-def recompute_batchnorm(model: torch.nn.Module, data: FashionData, batches: int = 50, batch_size: int = 128,
+def recompute_batchnorm(model: torch.nn.Module, data: FashionData, batches: int | None = None, batch_size: int = 128,
                         seed: int = 0) -> torch.nn.Module:
     """Replace every BatchNorm's running statistics by their exact average over ``batches`` fresh training batches
     (noised at random steps, as in training) seen by the model's *current* weights. Returns the model in eval mode.
+    ``batches`` defaults to 50; the test suite sets ``COURSE_BN_BATCHES=4`` (conftest.py), where the models are
+    trained for a few steps and only the code path matters.
 
     Running statistics are a moving average over the last few batches, gathered while the weights were still
     changing; weights that were never trained on directly (an EMA of the weights) never produced statistics of
@@ -542,6 +544,7 @@ def recompute_batchnorm(model: torch.nn.Module, data: FashionData, batches: int 
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     if not bns:
         return model.eval()
+    batches = int(os.environ.get("COURSE_BN_BATCHES", "50")) if batches is None else batches
     momenta = [bn.momentum for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
