@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import math
 import re
 import sys
@@ -57,43 +56,19 @@ class Row(dict):
     pass
 
 
-def _json(path) -> dict:
-    p = ROOT / path
-    if not p.is_file():
-        raise FileNotFoundError(f"{path} does not exist in the repository")
-    return json.loads(p.read_text())
-
-
 def namespace() -> dict:
+    """What a claim marker or a run block sees: course_utils.facts (ck, study, row, pick, J, sampler, schedule,
+    ablation, ema_check, and times as a dict), cu, torch and math."""
     import torch
 
     import course_utils as cu
     import course_utils.diffusion  # noqa: F401 - so that cu.diffusion and cu.train are there for the claims
     import course_utils.train  # noqa: F401
+    from course_utils import facts
 
-    def row(table, preset):
-        rows = table["rows"] if isinstance(table, dict) else table
-        found = [r for r in rows if r.get("preset") == preset]
-        if not found:
-            raise KeyError(f"no row for {preset!r}")
-        return found[0]
-
-    def pick(rows, **match):
-        found = [r for r in (rows["rows"] if isinstance(rows, dict) else rows)
-                 if all(r.get(k) == v for k, v in match.items())]
-        if not found:
-            raise KeyError(f"no row with {match}")
-        return found[0]
-
-    return {"ck": lambda name: _json(f"checkpoints/{name}.json"),
-            "study": lambda name="cpu": _json(f"results/study/{name}/summary.json"),
-            "row": row, "pick": pick, "J": _json, "cu": cu, "torch": torch, "math": math,
-            # the shipped studies that docs/results.md quotes, by row
-            "sampler": lambda label: pick(_json("results/samplers/optimized-final/results.json"), label=label),
-            "schedule": lambda name: pick(_json("results/schedules/baseline/results.json"), schedule=name),
-            "ablation": lambda preset: pick(_json("results/ablation/ladder/results.json")["summary"], preset=preset),
-            "ema_check": lambda step: pick(_json("results/recipe/baseline-ema-batchnorm/results.json"), step=step),
-            "times": _json("docs/measured_times.json")}
+    return {"ck": facts.ck, "study": facts.study, "row": facts.row, "pick": facts.pick, "J": facts.J, "cu": cu,
+            "torch": torch, "math": math, "sampler": facts.sampler, "schedule": facts.schedule,
+            "ablation": facts.ablation, "ema_check": facts.ema_check, "times": facts.times()}
 
 
 def written_value(text: str) -> tuple[float, int]:

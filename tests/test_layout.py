@@ -19,7 +19,7 @@ PKG = ROOT / "course_utils"
 # are lower layers. A module may import a lower layer, or a module of its own folder on the same layer.
 # The model sits just above diffusion: a U-Net config holds its DiffusionConfig.
 LAYER = {
-    "errors": 0, "paths": 1, "stats": 1, "system": 2, "data": 3, "diffusion": 3, "model": 3.5, "checkpoints": 4, "distributed": 4,
+    "errors": 0, "paths": 1, "stats": 1, "system": 2, "facts": 2, "data": 3, "diffusion": 3, "model": 3.5, "checkpoints": 4, "distributed": 4,
     "train": 5, "runs": 5.5, "plotting": 6, "evaluation": 7, "lessons": 7, "exercises": 7, "study": 8, "reports": 8.5, "widgets": 9, "notebook": 9, "capstone": 9,
     "figures": 10, "cli": 11, "__main__": 12,
 }
