@@ -30,7 +30,8 @@ MAX_WORDS = 480  # a plan an instructor reads in a few minutes (table pipes and 
 # The walkthroughs built on the template of walkthroughs/README.md ("How each walkthrough is built"): these sections
 # in this order, and at most MAIN_WORDS words outside <details> blocks (code blocks count). 06-10 join SHORT when
 # they are converted.
-SHORT = ["01_baseline_ddpm", "02_checkerboard_artifacts", "03_group_norm", "04_gelu", "05_rearrange_pooling"]
+SHORT = ["01_baseline_ddpm", "02_checkerboard_artifacts", "03_group_norm", "04_gelu", "05_rearrange_pooling",
+         "06_sinusoidal_time_embeddings"]
 MAIN_WORDS = 2500
 SECTIONS = ("## Lesson plan", "## Overview", "## The story, section by section", "## Common student mistakes",
             "## Sources")
