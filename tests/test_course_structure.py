@@ -86,3 +86,21 @@ def test_notebook_01_opens_with_where_the_course_ends():
     nb = json.loads((ROOT / "notebooks" / "01_baseline_ddpm.ipynb").read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     assert "nb.setup()" in code[0] and "first_page.first_minute()" in code[1]
+
+
+def markdown_words(path: Path) -> int:
+    """Words of a notebook's markdown, outside its optional '## Appendix' section (which runs up to '## Takeaways')."""
+    words, appendix = 0, False
+    for c in json.loads(path.read_text())["cells"]:
+        text = "".join(c["source"])
+        if c["cell_type"] != "markdown":
+            continue
+        appendix = (appendix or text.startswith("## Appendix")) and not text.startswith("## Takeaways")
+        words += 0 if appendix else len(text.split())
+    return words
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_reads_in_one_sitting(path):
+    """Issue 23: at most 2,000 words of markdown per notebook; the rest goes to an Appendix or the walkthrough."""
+    assert markdown_words(path) <= 2000, f"{path.name}: {markdown_words(path)} words outside its Appendix"
