@@ -32,7 +32,7 @@ MAX_WORDS = 480  # a plan an instructor reads in a few minutes (table pipes and 
 # they are converted.
 SHORT = ["01_baseline_ddpm", "02_checkerboard_artifacts", "03_group_norm", "04_gelu", "05_rearrange_pooling",
          "06_sinusoidal_time_embeddings", "07_residual_blocks", "08_putting_it_together",
-         "09_noise_schedule_and_sampling"]
+         "09_noise_schedule_and_sampling", "10_classifier_free_guidance"]
 MAIN_WORDS = 2500
 SECTIONS = ("## Lesson plan", "## Overview", "## The story, section by section", "## Common student mistakes",
             "## Sources")
