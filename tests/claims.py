@@ -29,8 +29,10 @@ number with a decimal point or a thousands separator, or followed by ``%``, carr
 listed on a ``<!-- given: ... -->`` line of the file (values fixed by definition: a paper's constants, a setting).
 
 ``python tests/claims.py FILE.md ...`` checks files and prints every failure.
-``python tests/claims.py --resync FILE.md ...`` first rewrites each run block's ```text output with what the block
-prints now (a block that raises is left alone and reported), then checks; read ``git diff`` before committing.
+``python tests/claims.py --resync [FILE.md ...]`` (every file when none is named) first re-renders what a study's
+re-run changes: each included block is replaced by its file's current content, and each run block's ```text output
+by what the block prints now (a block that raises is left alone and reported); then it checks every claim, so the
+numbers quoted in prose that drifted are listed. Read ``git diff`` before committing.
 """
 from __future__ import annotations
 
@@ -183,9 +185,28 @@ def doc_files() -> list[Path]:
     return [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
 
 
+def resync_includes(path: Path) -> int:
+    """Replace the body of every include block of ``path`` by its file's content; returns how many changed."""
+    text, changed = path.read_text(), 0
+
+    def body(m):
+        nonlocal changed
+        p = ROOT / m["path"]
+        if not p.is_file() or m["body"].strip() == p.read_text().strip():
+            return m.group(0)
+        changed += 1
+        return m.group(0)[:m.start("body") - m.start()] + p.read_text().strip() + "\n" + m.group(0)[m.end("body") - m.start():]
+
+    new = INCLUDE.sub(body, text)
+    if changed:
+        path.write_text(new)
+    return changed
+
+
 def resync_runs(path: Path, ns: dict) -> int:
     """Rewrite the printed output of every run block of ``path`` that runs; returns how many blocks changed."""
-    text, name, changed, parts, last = path.read_text(), str(path.relative_to(ROOT)), 0, [], 0
+    name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    text, changed, parts, last = path.read_text(), 0, [], 0
     for m in RUN.finditer(text):
         out = io.StringIO()
         try:
@@ -210,9 +231,9 @@ def main(argv: list[str]) -> int:
     ns = namespace()
     if resync:
         for f in files:
-            n = resync_runs(f, namespace())
-            if n:
-                print(f"{f.relative_to(ROOT)}: {n} run block(s) rewritten")
+            n, k = resync_includes(f), resync_runs(f, namespace())
+            if n or k:
+                print(f"{f.relative_to(ROOT)}: {n} included block(s) and {k} run block(s) rewritten")
     bad = 0
     for f in files:
         problems = check_file(f, ns)

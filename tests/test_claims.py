@@ -129,3 +129,16 @@ def test_the_figures_command_draws_every_figure(tmp_path):
     written = figures.make(out=tmp_path, progress=False)
     assert sorted(p.name for p in written) == sorted(figures.registry())
     assert all(p.stat().st_size > 1000 for p in written)
+
+
+def test_resync_rerenders_a_drifted_include_and_run_block(tmp_path):
+    """Issue 24, item 6: after a study's re-run, one command re-renders the tables between include markers and the
+    outputs of run blocks; the claims in prose are then checked as usual."""
+    table = (ROOT / "results/study/cpu/verdicts.md").read_text().strip()
+    doc = tmp_path / "doc.md"
+    doc.write_text("<!-- include: results/study/cpu/verdicts.md -->\n| an | old | table |\n<!-- /include -->\n\n"
+                   "<!-- run -->\n```python\nprint(2 + 2)\n```\n```text\n5\n```\n")
+    assert len(claims.check_file(doc)) == 2
+    assert claims.resync_includes(doc) == 1 and claims.resync_runs(doc, claims.namespace()) == 1
+    assert table in doc.read_text() and "```text\n4\n```" in doc.read_text()
+    assert claims.check_file(doc) == []
