@@ -1,0 +1,182 @@
+"""The verdict cards of notebooks 03-07 (``nb.verdict_card``): every number is the shipped study's, the best-recipe
+column says the study is still running until its summary.json exists and fills in from it once it does, and each
+notebook shows its card (with the 'what you should see under quick' box) instead of a pasted verdict. No training."""
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+from html import unescape
+from pathlib import Path
+
+import pytest
+
+from course_utils import notebook as nb
+from course_utils import reports
+from course_utils.study import compute
+
+ROOT = Path(__file__).resolve().parents[1]
+# the card each notebook shows: its rungs, each against the rung before it
+CARDS = {"03_group_norm": ("groupnorm",), "04_gelu": ("gelu",), "05_rearrange_pooling": ("rearrange",),
+         "06_sinusoidal_time_embeddings": ("sinusoidal",), "07_residual_blocks": ("residual", "optimized")}
+RUNGS = [r for rungs in CARDS.values() for r in rungs]
+VIEWS = ("equal_steps", "equal_compute")
+MAX_WORDS = 2000
+
+
+def _results(tmp_path: Path, monkeypatch, best: dict | None) -> Path:
+    """A results folder with the shipped original-schedule study and, if given, a best-recipe summary."""
+    (tmp_path / "study" / "cpu").mkdir(parents=True)
+    shutil.copy(compute.study_dir("cpu") / "summary.json", tmp_path / "study" / "cpu" / "summary.json")
+    shutil.copytree(compute.study_dir("cpu") / "samples", tmp_path / "study" / "cpu" / "samples")
+    if best is not None:
+        (tmp_path / "study" / "cpu-best-recipe").mkdir(parents=True)
+        (tmp_path / "study" / "cpu-best-recipe" / "summary.json").write_text(json.dumps(best, indent=1))
+    monkeypatch.setattr(compute, "results_dir", lambda: tmp_path)
+    return tmp_path
+
+
+def _expected(summary: dict, before: str, after: str) -> dict:
+    """What the card must say for one step, computed here from the summary itself."""
+    rows = {r["preset"]: r for r in summary["rows"]}
+    step = next(s for s in reports.steps_of_ladder(summary) if (s["from"], s["to"]) == (before, after))
+    out = {}
+    for view in VIEWS:
+        spread = reports.run_spread(summary, view)
+        out[view] = {"before": rows[before][view]["fid"][0], "after": rows[after][view]["fid"][0],
+                     "change": step[view]["change"], "verdict": step[view]["verdict"], "threshold": 2 * spread,
+                     "seeds": (rows[before][view]["seeds"], rows[after][view]["seeds"])}
+    out["cost"] = (rows[before]["train_gflops"], rows[after]["train_gflops"])
+    return out
+
+
+def _best_like(summary: dict, shift: float = -80.0, drop: str | None = None) -> dict:
+    """A best-recipe summary with the same layout as the original study's: other FIDs, one row left out if asked,
+    and the equal-step points marked mid-run (as a cosine-schedule study writes them before its short runs)."""
+    best = copy.deepcopy(summary)
+    best["name"], best["settings"]["reference_steps"] = "cpu-best-recipe", 3000
+    best["rows"] = [r for r in best["rows"] if r["preset"] != drop]
+    for r in best["rows"]:
+        for view in VIEWS:
+            if view in r:
+                r[view]["fids"] = [f + shift * (1 + 0.1 * k) for k, f in enumerate(r[view]["fids"])]
+                fids = r[view]["fids"]
+                r[view]["fid"] = [sum(fids) / len(fids), r[view]["fid"][1]]
+        r["equal_steps"]["finished"] = False
+    return best
+
+
+@pytest.mark.parametrize("rung", RUNGS)
+def test_the_cards_numbers_are_the_shipped_studys(rung, tmp_path, monkeypatch):
+    _results(tmp_path, monkeypatch, best=None)
+    summary = compute.load_summary("cpu")
+    data = nb.card_data(rung)
+    (step,) = data["steps"]
+    before = nb.rung_before(rung)
+    assert (step["from"], step["to"]) == (before, rung)
+    want = _expected(summary, before, rung)
+    assert step["cost"] == pytest.approx(want["cost"])
+    text = str(nb.VerdictCard(data))
+    html = unescape(nb.VerdictCard(data)._repr_html_())
+    assert f"{want['cost'][0]:.1f} -> {want['cost'][1]:.1f} GFLOP" in text
+    for view in VIEWS:
+        got, w = step["studies"]["cpu"][view], want[view]
+        for key in ("before", "after", "change", "threshold"):
+            assert got[key] == pytest.approx(w[key]), (rung, view, key)
+        assert got["verdict"] == w["verdict"] and w["verdict"] in ("better", "worse", "within noise")
+        seeds = f"{w['seeds'][0]} vs {w['seeds'][1]} seed{'s' if w['seeds'][1] > 1 else ''}"
+        cell = (f"{w['change']:+.1f} ({w['before']:.1f} -> {w['after']:.1f}, {seeds}): {w['verdict']} "
+                f"(threshold +-{w['threshold']:.1f})")
+        assert cell in text, (cell, text)
+        assert cell.replace("->", "→").replace("+-", "±") in html
+    assert step["sentence"].endswith(".") and step["sentence"] in html.replace("<code>", "`").replace("</code>", "`")
+
+
+def test_the_best_recipe_column_says_still_running_without_its_summary(tmp_path, monkeypatch):
+    _results(tmp_path, monkeypatch, best=None)
+    card = nb.verdict_card("gelu")
+    (step,) = card.data["steps"]
+    assert step["studies"]["cpu-best-recipe"] == {"status": "running"}
+    text, html = str(card), card._repr_html_()
+    assert text.count("still running") >= 3 and "best recipe" in text  # both views, the sentence, the note
+    assert html.count("still running") >= 3 and "best recipe" in html
+    assert "the best recipe's study is still running" in step["sentence"]
+
+
+def test_the_best_recipe_column_fills_in_from_its_summary(tmp_path, monkeypatch):
+    original = json.loads((compute.study_dir("cpu") / "summary.json").read_text())
+    best = _best_like(original, drop="sinusoidal")
+    _results(tmp_path, monkeypatch, best=best)
+    for rung in ("gelu", "optimized"):
+        (step,) = nb.card_data(rung)["steps"]
+        want = _expected(best, nb.rung_before(rung), rung)
+        got = step["studies"]["cpu-best-recipe"]
+        assert got["status"] == "ok"
+        for view in VIEWS:
+            for key in ("before", "after", "change", "threshold"):
+                assert got[view][key] == pytest.approx(want[view][key]), (rung, view, key)
+            assert got[view]["verdict"] == want[view]["verdict"]
+        assert got["equal_steps"]["mid_run"] and not got["equal_compute"]["mid_run"]
+        text = str(nb.verdict_card(rung))
+        w = want["equal_compute"]
+        assert f"{w['change']:+.1f} ({w['before']:.1f} -> {w['after']:.1f}, " in text and f"): {w['verdict']} (" in text
+        assert f"{want['equal_steps']['change']:+.1f}*" in text and "*: a mid-run point" in text
+        assert "still running" not in text and "3,000 steps each" in text
+    # a rung the running study has not reached yet, and the step after it
+    for rung in ("sinusoidal", "residual"):
+        (step,) = nb.card_data(rung)["steps"]
+        assert step["studies"]["cpu-best-recipe"]["status"] == "missing"
+        assert "not measured yet" in str(nb.verdict_card(rung)) and "has not reached this rung yet" in step["sentence"]
+
+
+def test_a_card_without_a_rung_before_it_is_refused():
+    with pytest.raises(nb.CourseError, match="no rung before it"):
+        nb.card_data("baseline")
+
+
+def _cells(stem: str) -> list[tuple[str, str]]:
+    cells = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())["cells"]
+    return [(c["cell_type"], "".join(c["source"])) for c in cells]
+
+
+def markdown_words(stem: str) -> int:
+    """Words of markdown a student reads: every markdown cell, except an '## Appendix' section (up to the Takeaways)."""
+    total, appendix = 0, False
+    for kind, src in _cells(stem):
+        if kind != "markdown":
+            continue
+        if src.lstrip().startswith("## Appendix"):
+            appendix = True
+        elif src.lstrip().startswith("## Takeaways"):
+            appendix = False
+        if not appendix:
+            total += len(src.split())
+    return total
+
+
+@pytest.mark.parametrize("stem", sorted(CARDS))
+def test_notebooks_03_to_07_show_their_card_and_the_quick_box(stem):
+    cells = _cells(stem)
+    appendix = next((i for i, (kind, src) in enumerate(cells) if src.startswith("## Appendix")), len(cells))
+    calls = [src for kind, src in cells[:appendix] if kind == "code" and "nb.verdict_card(" in src]
+    args = ", ".join(f'"{r}"' for r in CARDS[stem])
+    assert len(calls) == 1 and calls[0].strip() == f"nb.verdict_card({args})", calls  # (the Appendix may add more)
+    markdown = "\n".join(src for kind, src in cells if kind == "markdown")
+    assert "The verdict so far" not in markdown, "a pasted verdict: the card computes it"
+    boxes = [src for kind, src in cells if kind == "markdown"
+             and src.startswith("> **What you should see under `quick`, and when you won't")]
+    assert len(boxes) == 1, f"{stem}: one 'What you should see under `quick`' box"
+    card = next(i for i, (kind, src) in enumerate(cells) if kind == "code" and "nb.verdict_card(" in src)
+    box = next(i for i, (kind, src) in enumerate(cells) if src in boxes)
+    exercises = next(i for i, (kind, src) in enumerate(cells) if src.startswith("## Exercises"))
+    assert card < box < exercises
+
+
+@pytest.mark.parametrize("stem", [p.stem for p in sorted((ROOT / "notebooks").glob("0[2-7]_*.ipynb"))])
+def test_notebooks_02_to_07_keep_at_most_2000_words_of_markdown(stem):
+    n = markdown_words(stem)
+    assert n <= MAX_WORDS, f"{stem}: {n} words of markdown outside the Appendix; at most {MAX_WORDS}"
+    appendix = [i for i, (kind, src) in enumerate(_cells(stem)) if kind == "markdown" and src.startswith("## Appendix")]
+    if appendix:
+        takeaways = next(i for i, (kind, src) in enumerate(_cells(stem)) if src.startswith("## Takeaways"))
+        assert len(appendix) == 1 and appendix[0] < takeaways, "one Appendix, just before the Takeaways"
