@@ -3,7 +3,7 @@ shipped results.
 
 Three forms, all invisible in the rendered page:
 
-1. **A quoted number** is followed by a claim marker holding a Python expression that computes it::
+1. **A quoted number** (in a document, or in a notebook's markdown cell) is followed by a claim marker holding a Python expression that computes it::
 
        best-cpu scores Fashion-FID 29.0 <!-- claim: ck("best-cpu")["metrics"]["fid"] --> at n = 1,000.
 
@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import re
 import sys
@@ -165,7 +166,20 @@ def unclaimed_numbers(text: str, name: str) -> list[str]:
     return problems
 
 
+def check_notebook(path: Path, ns: dict | None = None) -> list[str]:
+    """A notebook's markdown cells: every claim marker in them holds (notebooks quote fewer numbers than the
+    documents; the rule that every decimal carries a marker is not applied to them yet)."""
+    name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    ns, problems = dict(ns if ns is not None else namespace()), []
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] == "markdown":
+            problems += check_claims("".join(cell["source"]), ns, f"{name} (cell {cell.get('id')}), line")
+    return problems
+
+
 def check_file(path: Path, ns: dict | None = None) -> list[str]:
+    if path.suffix == ".ipynb":
+        return check_notebook(path, ns)
     text = path.read_text()
     name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     ns = dict(ns if ns is not None else namespace())
@@ -178,6 +192,11 @@ def check_file(path: Path, ns: dict | None = None) -> list[str]:
 
 def claim_files() -> list[Path]:
     return sorted((ROOT / "answers").glob("[0-9][0-9]_*.md")) + sorted((ROOT / "walkthroughs").glob("[0-9][0-9]_*.md"))
+
+
+def notebook_files() -> list[Path]:
+    """The notebooks: the claim markers in their markdown cells are checked."""
+    return sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 def doc_files() -> list[Path]:

@@ -29,7 +29,7 @@ def test_every_notebook_has_a_walkthrough_and_an_answers_file():
         assert (ROOT / "answers" / f"{stem}.md").is_file(), f"answers/{stem}.md is missing"
 
 
-@pytest.mark.parametrize("path", claims.claim_files() + claims.doc_files(),
+@pytest.mark.parametrize("path", claims.claim_files() + claims.doc_files() + claims.notebook_files(),
                          ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_quoted_claims_hold(path, ns):
     problems = claims.check_file(path, ns)
@@ -142,3 +142,18 @@ def test_resync_rerenders_a_drifted_include_and_run_block(tmp_path):
     assert claims.resync_includes(doc) == 1 and claims.resync_runs(doc, claims.namespace()) == 1
     assert table in doc.read_text() and "```text\n4\n```" in doc.read_text()
     assert claims.check_file(doc) == []
+
+
+@pytest.mark.parametrize("path", [ROOT / "README.md", ROOT / "docs" / "results.md", ROOT / "walkthroughs" / "08_putting_it_together.md",
+                                  ROOT / "answers" / "08_putting_it_together.md", ROOT / "notebooks" / "08_putting_it_together.ipynb"],
+                         ids=lambda p: str(p.relative_to(ROOT)))
+def test_one_checker_catches_an_edited_number_in_every_kind_of_file(path, tmp_path, ns):
+    """Issue 24, item 5: README, docs, walkthroughs, answers and notebook markdown go through the same check; one
+    quoted number edited in a copy of each makes it fail."""
+    text = path.read_text()
+    m = next(m for m in claims.CLAIM.finditer(text) if re.search(r"\d", m["num"]) and "\\n" not in m.group(0))
+    last = max(i for i, c in enumerate(m["num"]) if c.isdigit())
+    changed = m["num"][:last] + str((int(m["num"][last]) + 1) % 10) + m["num"][last + 1:]
+    copy = tmp_path / path.name
+    copy.write_text(text[:m.start("num")] + changed + text[m.end("num"):])
+    assert claims.check_file(path, ns) == [] and any(f"says {changed}" in p for p in claims.check_file(copy, ns))

@@ -401,15 +401,13 @@ def test_notebook_08_what_to_remember_holds():
     rows = {r["preset"]: r for r in summary["rows"]}
     steps = {s["idea"]: s for s in reports.steps_of_ladder(summary) if not s["width_part"]}
     lad = {s["idea"]: s for s in reports.ladder_steps(ablation.load_results("ladder")["summary"])}
-    best = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
     nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
     text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
     sec = text[text.index("## 7. What to remember"):text.index("## 8. The final model")]
     b, o, w = rows["baseline"]["equal_compute"]["fid"], rows["optimized"]["equal_compute"]["fid"], steps["width"]
     want = [f"(FID about {round(-lad['width']['diff'])} lower)", f"its gain ({w['equal_steps']['change']:.1f} FID)".replace("-", "−"),
-            f"costs {train_gflops('wide') / train_gflops('upsample'):.1f}× a narrow one",
-            f"scores {b[0]:.1f} ± {b[1]:.1f} against `optimized`'s {o[0]:.1f} ± {o[1]:.1f}",
-            f"scores {best['metrics']['fid']:.1f} after {best['train_minutes']:.1f} minutes of training"]
+            f"costs {train_gflops('wide') / train_gflops('upsample'):.1f}× a narrow one"]
+    # the equal-compute FIDs and best-cpu's numbers carry claim markers instead (tests/test_claims.py)
     assert not [x for x in want if x not in sec], [x for x in want if x not in sec]
     assert w["equal_steps"]["verdict"] == w["equal_compute"]["verdict"] == "within noise" and b[0] < o[0]
     better = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "better"}
