@@ -311,31 +311,6 @@ def refresh_ablation(folder: str | Path, speed: dict | None = None) -> dict:
 
 # --- smaller studies --------------------------------------------------------------------------------------
 
-def schedules_table(result: dict) -> str:
-    """The schedule comparison: per schedule, from N(0, I), from the true q(x_T) and with x0 clipped."""
-    rows = []
-    for r in result["rows"]:
-        a, b, c = r["noise_start"], r["true_start"], r.get("clipped")
-        rows.append([r["schedule"], cell(*a["fid"]), cell(*a["dark_fraction"], 3), cell(*a["class_entropy"], 2),
-                     cell(*a["pixel_mean"], 2), cell(*a["pixel_std"], 2), cell(*b["dark_fraction"], 3),
-                     cell(*b["class_entropy"], 2)] + ([cell(*c["fid"]), cell(*c["dark_fraction"], 3)] if c else ["—", "—"]))
-    f = result["rows"][0]["noise_start"]
-    rows.append(["real test images", f"{f['fid_floor'][0]:.1f} (floor)", f"{f['dark_fraction_real'][0]:.3f}",
-                 f"{f['class_entropy_real'][0]:.2f}", f"{f['pixel_mean_real'][0]:.2f}", f"{f['pixel_std_real'][0]:.2f}",
-                 "", "", "", ""])
-    head = ["schedule", "FID", "dark fraction", "class entropy (bits)", "pixel mean", "pixel sd",
-            "dark fraction from true q(x_T)", "class entropy from true q(x_T)", "FID, x0 clipped",
-            "dark fraction, x0 clipped"]
-    return (table(head, rows, "lr") + "\n"
-            f"`{result['preset']}` trained {result['steps']:,} steps per schedule with an EMA ({result['ema']}) of "
-            f"its weights (BatchNorm statistics recomputed), seeds {', '.join(map(str, result['seeds']))}: mean ± sd "
-            f"over seeds. {result['n']} samples each, DDPM sampler (all T steps), against as many test images. "
-            "The two \"from true q(x_T)\" columns start the same network from the true marginal q(x_T) of held-out "
-            "test images instead of N(0, I): a diagnostic that leaks data, so it has no FID. The two \"x0 clipped\" "
-            "columns sample from N(0, I) again with the clean-image estimate clipped to [-1, 1] at every step "
-            "(`sample(clip_x0=True)`).\n")
-
-
 def samplers_table(result: dict) -> str:
     """DDPM against DDIM at each K and eta: FID, speed and the pixel statistics, each beside DDPM's."""
     rows = [[r["label"], f"{r['fid']:.2f}", f"{r['fid_vs_ddpm']:.2f}", f"{r['images_per_s']:.1f}",
