@@ -9,11 +9,16 @@ The walkthroughs, the answers and the docs quote measured numbers; each is check
 
 ``J(path)`` reads any JSON file of the repository; ``sampler``, ``schedule``, ``ablation`` and ``ema_check`` pick a
 row of those shipped studies; ``times()`` holds the times measured by hand (docs/measured_times.json).
+
+The facts quoted in several documents have a name, defined once in ``FACTS``: ``fact("best_cpu.fid")`` is what a
+claim marker names (``<!-- claim: fact("best_cpu.fid") -->``), so a document never repeats the path to a number.
 """
 from __future__ import annotations
 
+import difflib
 import json
 
+from course_utils import reports
 from course_utils.errors import CourseError
 from course_utils.paths import home
 
@@ -64,6 +69,22 @@ def ablation(preset: str) -> dict:
     return pick(J("results/ablation/ladder/results.json")["summary"], preset=preset)
 
 
+def ladder_step(idea: str) -> dict:
+    """One step of the shipped 250-step ablation's ladder (``reports.ladder_steps``): ``diff``, ``spread``, ``clear``."""
+    return pick(reports.ladder_steps(J("results/ablation/ladder/results.json")["summary"]), idea=idea)
+
+
+def leave_one_out(idea: str) -> dict:
+    """One idea removed from ``optimized`` in the shipped 250-step ablation (``reports.leave_one_out``)."""
+    return pick(reports.leave_one_out(J("results/ablation/ladder/results.json")["summary"]), idea=idea)
+
+
+def study_step(before: str, after: str, name: str = "cpu") -> dict:
+    """The step ``before`` -> ``after`` of a compute-aware study (``reports.steps_of_ladder``): its
+    ``equal_steps`` and ``equal_compute`` change and verdict."""
+    return pick(reports.steps_of_ladder(study(name)), **{"from": before, "to": after})
+
+
 def ema_check(step: int) -> dict:
     """A row of the EMA/BatchNorm check (results/recipe/baseline-ema-batchnorm)."""
     return pick(J("results/recipe/baseline-ema-batchnorm/results.json"), step=step)
@@ -72,3 +93,39 @@ def ema_check(step: int) -> dict:
 def times() -> dict:
     """The times measured by hand (docs/measured_times.json)."""
     return J("docs/measured_times.json")
+
+
+# The facts that several documents quote, by name. Each is read from the shipped results when asked for.
+FACTS = {
+    "best_cpu.fid": lambda: ck("best-cpu")["metrics"]["fid"],
+    "best_cpu.n": lambda: ck("best-cpu")["metrics"]["n"],
+    "best_cpu.fid_floor": lambda: ck("best-cpu")["metrics"]["fid_floor"],
+    "best_cpu.steps": lambda: ck("best-cpu")["steps"],
+    "best_cpu.train_minutes": lambda: ck("best-cpu")["train_minutes"],
+    "optimized_final.fid": lambda: ck("optimized-final")["metrics"]["fid"],
+    "optimized_final.n": lambda: ck("optimized-final")["metrics"]["n"],
+    "optimized_final.steps": lambda: ck("optimized-final")["steps"],
+    "baseline.checkerboard_real": lambda: ck("baseline")["metrics"]["checkerboard_real"],
+    "study.reference_steps": lambda: study("cpu")["settings"]["reference_steps"],
+    "study.optimized.train_gflops": lambda: row(study("cpu"), "optimized")["train_gflops"],
+    "study.baseline.checkerboard_ratio": lambda: row(study("cpu"), "baseline")["equal_steps"]["checkerboard_ratio"],
+    "schedules.steps": lambda: J("results/schedules/baseline/results.json")["steps"],
+    "schedules.linear.fid": lambda: schedule("linear")["noise_start"]["fid"][0],
+    "schedules.linear_zero_snr.fid": lambda: schedule("linear_zero_snr")["noise_start"]["fid"][0],
+    "samplers.n": lambda: J("results/samplers/optimized-final/results.json")["n"],
+    "samplers.ddpm.fid": lambda: sampler("DDPM, 150 steps")["fid"],
+    # the EMA/BatchNorm check's longest run (4,000 steps)
+    "ema_check.last.step": lambda: ema_check(4000)["step"],
+    "ema_check.last.raw.fid": lambda: ema_check(4000)["raw"]["fid"],
+    "ema_check.last.raw_recomputed.fid": lambda: ema_check(4000)["raw_recomputed"]["fid"],
+    "ema_check.last.ema_recomputed.fid": lambda: ema_check(4000)["ema_recomputed"]["fid"],
+}
+
+
+def fact(name: str):
+    """The named fact ``name`` (see ``FACTS``), read from the shipped results."""
+    if name not in FACTS:
+        close = difflib.get_close_matches(name, FACTS, n=3)
+        raise CourseError(f"no fact named {name!r}." + (f" Did you mean {', '.join(map(repr, close))}?" if close
+                                                         else f" The named facts: {', '.join(FACTS)}."))
+    return FACTS[name]()

@@ -9,6 +9,8 @@ Three forms, all invisible in the rendered page:
 
    The number just before the marker (within a few characters: a unit such as ``min`` or ``%`` may sit between
    them) must equal the expression's value rounded to the digits written: ``29.0`` holds for 29.04, not for 29.1.
+   A fact quoted in several documents is named, ``<!-- claim: fact("best_cpu.fid") -->``, and defined once, in
+   ``course_utils.facts.FACTS``.
    Written with ``%`` right after it, the number is compared with 100 times the value. The expression sees
    ``ck(name)`` (a shipped checkpoint's manifest), ``study(name)`` (``results/study/NAME/summary.json``),
    ``row(table, preset)`` (the row of a study summary or any list of dicts with that "preset"), ``J(path)`` (any
@@ -18,15 +20,21 @@ Three forms, all invisible in the rendered page:
    (docs/measured_times.json, the times measured by hand); plus whatever the file's ``run`` blocks defined.
 
 2. **A runnable code block** is a ```python block right after ``<!-- run -->``. Its printed output must equal the
-   ```text block that follows it, line by line (trailing spaces ignored). A file's run blocks share one namespace,
-   in order.
+   ```text block that follows it, line by line (trailing spaces ignored).
+
+   Every ```python block of a file, run block or not, runs as pasted into a notebook started in ``notebooks/``: in
+   file order, in one namespace that starts empty (nothing injected: each block imports what it uses, the facts
+   from ``course_utils.facts``), in a fresh Python process whose working directory is ``notebooks/``, under
+   ``$COURSE_BUDGET`` (``ci`` when unset) with matplotlib's ``Agg`` backend. A block that raises is a failure.
 
 3. **An included block**: the lines between ``<!-- include: PATH -->`` and ``<!-- /include -->`` must equal the
    file PATH of the repository (a table the study writes, say).
 
 And one rule that makes the first form complete: in a file's prose (outside code, inline code and math), every
-number with a decimal point or a thousands separator, or followed by ``%``, carries a claim marker, unless it is
-listed on a ``<!-- given: ... -->`` line of the file (values fixed by definition: a paper's constants, a setting).
+number with a decimal point or a thousands separator, or followed by ``%``, and every bare integer followed by a unit
+of time or compute (``27 min``, ``1 h``, ``8 GFLOP``: a measurement), carries a claim marker, unless a
+``<!-- given -->`` marker follows it (a value fixed by definition: a paper's constant, a setting). A given marker
+exempts that one number, at that one place: the same value elsewhere needs its own.
 
 ``python tests/claims.py FILE.md ...`` checks files and prints every failure.
 ``python tests/claims.py --resync [FILE.md ...]`` (every file when none is named) first re-renders what a study's
@@ -40,8 +48,11 @@ import contextlib
 import io
 import json
 import math
+import os
 import re
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,9 +60,14 @@ NUM = r"[-−]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
 CLAIM = re.compile(r"(?P<num>" + NUM + r")(?P<gap>[^\d<>\n]{0,16}?)<!--\s*claim:\s*(?P<expr>.*?)\s*-->", re.S)
 RUN = re.compile(r"<!--\s*run\s*-->\s*\n```python\n(?P<code>.*?)```\s*\n```text\n(?P<out>.*?)```", re.S)
 INCLUDE = re.compile(r"<!--\s*include:\s*(?P<path>\S+)\s*-->\n(?P<body>.*?)<!--\s*/include\s*-->", re.S)
-GIVEN = re.compile(r"<!--\s*given:(?P<values>.*?)-->", re.S)
+GIVEN = re.compile(r"(?P<num>" + NUM + r")(?P<gap>[^\d<>\n]{0,16}?)<!--\s*given\s*(?::[^>]*?)?-->")
+GIVEN_LIST = re.compile(r"<!--\s*given\s*:\s*[-−]?\d[^>]*?-->")  # the old form, values listed for the whole file
+PYTHON = re.compile(r"^```python\n(?P<code>.*?)^```", re.S | re.M)
+CHILD_TIMEOUT = 900  # seconds for one file's blocks and claims in a fresh process
 FENCE = re.compile(r"```.*?```", re.S)
 INLINE = re.compile(r"`[^`\n]*`|\$\$.*?\$\$|\$[^$\n]*\$|<!--.*?-->|\]\([^)]*\)|https?://\S+", re.S)
+# a bare integer that is a measurement: one followed by a unit of time or of compute ("27 min", "1 h", "8 GFLOP")
+BARE_MEASURE = re.compile(r"(?<![\w.,\-–−])(\d+)(?=\s?(?:min\b|minutes?\b|s\b|seconds?\b|GFLOP\b|TFLOP\b)|\s(?:h|hours?)\b)")
 PROSE_NUM = re.compile(r"(?<![\w.])(" + r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|\d+(?=\s?%)" + r")(?![\w])")
 
 
@@ -60,18 +76,22 @@ class Row(dict):
 
 
 def namespace() -> dict:
-    """What a claim marker or a run block sees: course_utils.facts (ck, study, row, pick, J, sampler, schedule,
-    ablation, ema_check, and times as a dict), cu, torch and math."""
+    """What a claim marker sees: course_utils.facts (fact, ck, study, row, pick, J, sampler, schedule,
+    ablation, ladder_step, leave_one_out, study_step, ema_check, and times as a dict), cu, course_utils.reports,
+    torch and math."""
     import torch
 
     import course_utils as cu
-    import course_utils.diffusion  # noqa: F401 - so that cu.diffusion and cu.train are there for the claims
+    import course_utils.diffusion  # noqa: F401 - so that cu.diffusion, cu.model.cost and cu.train are there
+    import course_utils.model.cost  # noqa: F401
     import course_utils.train  # noqa: F401
-    from course_utils import facts
+    from course_utils import facts, reports
 
-    return {"ck": facts.ck, "study": facts.study, "row": facts.row, "pick": facts.pick, "J": facts.J, "cu": cu,
+    return {"fact": facts.fact, "ck": facts.ck, "study": facts.study, "row": facts.row, "pick": facts.pick, "J": facts.J, "cu": cu,
             "torch": torch, "math": math, "sampler": facts.sampler, "schedule": facts.schedule,
-            "ablation": facts.ablation, "ema_check": facts.ema_check, "times": facts.times()}
+            "ablation": facts.ablation, "ema_check": facts.ema_check, "ladder_step": facts.ladder_step,
+            "leave_one_out": facts.leave_one_out, "study_step": facts.study_step, "times": facts.times(),
+            "reports": reports}
 
 
 def written_value(text: str) -> tuple[float, int]:
@@ -109,26 +129,77 @@ def check_claims(text: str, ns: dict, name: str) -> list[str]:
     return problems
 
 
-def check_runs(text: str, ns: dict, name: str) -> list[str]:
-    problems = []
-    for m in RUN.finditer(text):
-        where = f"{name}:{line_of(text, m.start())}"
+def python_blocks(text: str) -> list[dict]:
+    """Every ```python block of a markdown text, in order: its code, where it starts, and for a run block the span
+    of its ```text output."""
+    runs = {m.start("code"): m for m in RUN.finditer(text)}
+    blocks = []
+    for m in PYTHON.finditer(text):
+        run = runs.get(m.start("code"))
+        blocks.append({"code": m["code"], "line": line_of(text, m.start()),
+                       "out": run["out"] if run else None, "out_span": run.span("out") if run else None})
+    return blocks
+
+
+def execute_blocks(text: str, name: str) -> tuple[dict, list[str], list[str | None]]:
+    """Run the blocks of ``text`` in order in one namespace that starts as a notebook's does (in this process: the
+    caller, :func:`run_in_notebooks`, starts a fresh one). Returns (the namespace, the problems, each block's
+    printed output or None where it raised)."""
+    ns, problems, outputs = {"__name__": "__main__"}, [], []
+    for b in python_blocks(text):
+        where = f"{name}:{b['line']}"
         out = io.StringIO()
         try:
             with contextlib.redirect_stdout(out):
-                exec(compile(m["code"], where, "exec"), ns)  # noqa: S102 - the repository's own markdown
+                exec(compile(b["code"], where, "exec"), ns)  # noqa: S102 - the repository's own markdown
         except Exception as e:  # noqa: BLE001
-            problems.append(f"{where}: the run block raised {type(e).__name__}: {e}")
+            kind = "run block" if b["out"] is not None else "python block"
+            problems.append(f"{where}: the {kind} raised {type(e).__name__}: {e} (it runs as pasted into a notebook "
+                            "started in notebooks/, with nothing defined beforehand but what the file's earlier "
+                            "blocks define)")
+            outputs.append(None)
+            continue
+        outputs.append(out.getvalue())
+        if b["out"] is None:
             continue
         got = [line.rstrip() for line in out.getvalue().rstrip("\n").split("\n")]
-        want = [line.rstrip() for line in m["out"].rstrip("\n").split("\n")]
+        want = [line.rstrip() for line in b["out"].rstrip("\n").split("\n")]
         if got != want:
             diff = next(i for i in range(max(len(got), len(want)))
                         if i >= len(got) or i >= len(want) or got[i] != want[i])
             problems.append(f"{where}: the run block prints {got[diff] if diff < len(got) else '(nothing)'!r} "
                             f"where the text says {want[diff] if diff < len(want) else '(nothing)'!r} "
                             f"(output line {diff + 1})")
-    return problems
+    return ns, problems, outputs
+
+
+def check_text(text: str, name: str) -> tuple[list[str], list[str | None]]:
+    """Every check of one markdown file, in this process: its python blocks first (the claims may use what they
+    define), then its claim markers (which also see course_utils.facts), includes and unmarked numbers. Returns
+    (the problems, each python block's printed output)."""
+    block_ns, problems, outputs = execute_blocks(text, name)
+    ns = {**namespace(), **block_ns} if CLAIM.search(text) else block_ns
+    problems += check_claims(text, ns, name)
+    problems += check_includes(text, name)
+    problems += unclaimed_numbers(text, name)
+    return problems, outputs
+
+
+def run_in_notebooks(path: Path) -> tuple[list[str], list[str | None]]:
+    """:func:`check_text` of ``path`` in a fresh Python process started in notebooks/, under $COURSE_BUDGET (ci
+    when unset) with matplotlib's Agg backend: the blocks run as pasted into a new notebook."""
+    name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    env = dict(os.environ, MPLBACKEND="Agg", COURSE_BUDGET=os.environ.get("COURSE_BUDGET") or "ci")
+    with tempfile.TemporaryDirectory() as tmp:
+        result = Path(tmp) / "result.json"
+        proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--child", str(path.resolve()), name,
+                               str(result)], cwd=ROOT / "notebooks", env=env, capture_output=True, text=True,
+                              timeout=CHILD_TIMEOUT)
+        if proc.returncode != 0 or not result.is_file():
+            return [f"{name}: checking it in a fresh process failed (exit code {proc.returncode}):\n"
+                    f"{proc.stderr[-3000:]}"], []
+        data = json.loads(result.read_text())
+    return data["problems"], data["outputs"]
 
 
 def check_includes(text: str, name: str) -> list[str]:
@@ -144,50 +215,51 @@ def check_includes(text: str, name: str) -> list[str]:
 
 
 def unclaimed_numbers(text: str, name: str) -> list[str]:
-    """Numbers in prose with a decimal point, a thousands separator or a % sign that carry no claim marker and
-    are not listed as given."""
-    given = {v.strip().rstrip(",") for g in GIVEN.finditer(text) for v in g["values"].replace(",", " ").split()}
-    given |= {v.strip() for g in GIVEN.finditer(text) for v in g["values"].split(",") if v.strip()}
-    claimed = {m.start("num") + len(m["num"]) for m in CLAIM.finditer(text)}
-    claimed_spans = [(m.start("num"), m.start("num") + len(m["num"])) for m in CLAIM.finditer(text)]
+    """Numbers in prose with a decimal point, a thousands separator or a % sign, and bare integers followed by a
+    unit of time or compute, that carry neither a claim nor a given marker."""
+    marked = list(CLAIM.finditer(text)) + list(GIVEN.finditer(text))
+    claimed = {m.start("num") + len(m["num"]) for m in marked}
+    claimed_spans = [(m.start("num"), m.start("num") + len(m["num"])) for m in marked]
+    problems = [f"{name}:{line_of(text, m.start())}: `{m.group(0)}` lists values for the whole file; a given marker "
+                "exempts the one number right before it: write <!-- given --> after each" for m in GIVEN_LIST.finditer(text)]
     masked = text
     for pattern in (INCLUDE, FENCE, INLINE):
         masked = pattern.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), masked)
-    problems = []
-    for m in PROSE_NUM.finditer(masked):
-        start, end = m.span(1)
+    found = {m.span(1): m[1] for pattern in (PROSE_NUM, BARE_MEASURE) for m in pattern.finditer(masked)}
+    for (start, end), num in sorted(found.items()):
         if any(s <= start and end <= e for s, e in claimed_spans) or end in claimed:
             continue
-        if m[1] in given:
-            continue
-        problems.append(f"{name}:{line_of(text, start)}: the number {m[1]} has no claim marker "
-                        f"(add <!-- claim: EXPR --> after it, or list it on a <!-- given: --> line if it is a "
-                        f"value fixed by definition)")
+        problems.append(f"{name}:{line_of(text, start)}: the number {num} has no claim marker "
+                        f"(add <!-- claim: EXPR --> after it, or <!-- given --> if it is a value fixed by "
+                        f"definition)")
     return problems
 
 
 def check_notebook(path: Path, ns: dict | None = None) -> list[str]:
-    """A notebook's markdown cells: every claim marker in them holds (notebooks quote fewer numbers than the
-    documents; the rule that every decimal carries a marker is not applied to them yet)."""
+    """A notebook's markdown cells, by the documents' rules: every claim marker in them holds, and every number of
+    their prose with a decimal point, a thousands separator or a % sign carries a claim or given marker."""
     name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     ns, problems = dict(ns if ns is not None else namespace()), []
     for cell in json.loads(path.read_text())["cells"]:
         if cell["cell_type"] == "markdown":
-            problems += check_claims("".join(cell["source"]), ns, f"{name} (cell {cell.get('id')}), line")
+            where = f"{name} (cell {cell.get('id')}), line"
+            problems += check_claims("".join(cell["source"]), ns, where)
+            problems += unclaimed_numbers("".join(cell["source"]), where)
     return problems
 
 
 def check_file(path: Path, ns: dict | None = None) -> list[str]:
+    """Every problem of one file. A markdown file with python blocks is checked in a fresh process started in
+    notebooks/ (:func:`run_in_notebooks`); ``ns`` (a :func:`namespace`, made once for many files) serves the claim
+    markers of notebooks and of markdown files without python blocks."""
     if path.suffix == ".ipynb":
         return check_notebook(path, ns)
     text = path.read_text()
+    if PYTHON.search(text):
+        return run_in_notebooks(path)[0]
     name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     ns = dict(ns if ns is not None else namespace())
-    problems = check_runs(text, ns, name)  # first: the claims may use what the run blocks define
-    problems += check_claims(text, ns, name)
-    problems += check_includes(text, name)
-    problems += unclaimed_numbers(text, name)
-    return problems
+    return check_claims(text, ns, name) + check_includes(text, name) + unclaimed_numbers(text, name)
 
 
 def claim_files() -> list[Path]:
@@ -222,25 +294,34 @@ def resync_includes(path: Path) -> int:
     return changed
 
 
-def resync_runs(path: Path, ns: dict) -> int:
-    """Rewrite the printed output of every run block of ``path`` that runs; returns how many blocks changed."""
-    name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
-    text, changed, parts, last = path.read_text(), 0, [], 0
-    for m in RUN.finditer(text):
-        out = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(out):
-                exec(compile(m["code"], f"{name}:{line_of(text, m.start())}", "exec"), ns)  # noqa: S102
-        except Exception:  # noqa: BLE001 - check_runs reports it
+def resync_runs(path: Path) -> int:
+    """Rewrite the printed output of every run block of ``path`` that runs (in a fresh process started in
+    notebooks/, as the check runs it); returns how many blocks changed."""
+    text = path.read_text()
+    blocks = python_blocks(text)
+    if not blocks:
+        return 0
+    outputs = run_in_notebooks(path)[1]
+    changed, parts, last = 0, [], 0
+    for b, out in zip(blocks, outputs):
+        if b["out"] is None or out is None:  # not a run block, or it raised: check_file reports it
             continue
-        new = "\n".join(line.rstrip() for line in out.getvalue().rstrip("\n").split("\n")) + "\n"
-        if new != m["out"]:
+        new = "\n".join(line.rstrip() for line in out.rstrip("\n").split("\n")) + "\n"
+        if new != b["out"]:
             changed += 1
-            parts += [text[last:m.start("out")], new]
-            last = m.end("out")
+            start, end = b["out_span"]
+            parts += [text[last:start], new]
+            last = end
     if changed:
         path.write_text("".join(parts) + text[last:])
     return changed
+
+
+def child(path: str, name: str, result: str) -> int:
+    """``--child PATH NAME RESULT``: :func:`check_text` of PATH, written to RESULT as JSON."""
+    problems, outputs = check_text(Path(path).read_text(), name)
+    Path(result).write_text(json.dumps({"problems": problems, "outputs": outputs}))
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -250,7 +331,7 @@ def main(argv: list[str]) -> int:
     ns = namespace()
     if resync:
         for f in files:
-            n, k = resync_includes(f), resync_runs(f, namespace())
+            n, k = resync_includes(f), resync_runs(f)
             if n or k:
                 print(f"{f.relative_to(ROOT)}: {n} included block(s) and {k} run block(s) rewritten")
     bad = 0
@@ -265,4 +346,6 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    if sys.argv[1:2] == ["--child"]:
+        sys.exit(child(*sys.argv[2:5]))
     sys.exit(main(sys.argv[1:]))

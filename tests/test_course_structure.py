@@ -96,7 +96,7 @@ def markdown_words(path: Path) -> int:
         if c["cell_type"] != "markdown":
             continue
         appendix = (appendix or text.startswith("## Appendix")) and not text.startswith("## Takeaways")
-        words += 0 if appendix else len(re.sub(r"<!--.*?-->", "", text, flags=re.S).split())  # markers are invisible
+        words += 0 if appendix else len(re.sub(r"\s*<!--.*?-->", "", text, flags=re.S).split())  # markers are invisible
     return words
 
 

@@ -1,5 +1,6 @@
-"""The shipped sampler comparison and compute-aware study: the files are there, and docs/results.md quotes them
-(the README links there; tests/claims.py checks every number of it, these tests the sentences that summarize)."""
+"""The shipped sampler comparison and compute-aware study: the files are there, and docs/results.md and notebook 08
+quote them. tests/claims.py checks every quoted number (each carries a claim marker); these tests check what the
+numbers must satisfy and the sentences that summarize them."""
 import json
 import re
 from pathlib import Path
@@ -53,7 +54,6 @@ def test_the_sampler_claims_hold(samplers):
     assert len(eta0) == 4 and all(r["fid_vs_ddpm"] > 1.5 and r["dark_fraction"] < 0.13 for r in eta0)
     assert abs(samplers["DDIM, 150 steps, eta 1"]["fid_vs_ddpm"] - 1) < 0.03  # = DDPM with beta~: close to DDPM
     text = results_text()
-    assert "within 11% of DDPM's FID at 6× the speed" in text and "50 steps within 6% at 3×" in text
     # the cause of the eta = 0 gap was not isolated: the text says so, and no longer states it as fact
     assert "*Why* is not isolated by this table. A likely reason" in text
     assert "nothing later washes the difference out" not in text
@@ -99,8 +99,6 @@ def test_the_results_hold_the_current_study_table():
 def test_the_results_claim_on_the_baseline_curve():
     rec = compute.load_run("baseline", 0, "cpu")
     fids = {p["step"]: p["fid"] for p in rec["points"]}
-    text = results_text()
-    assert f"from {fids[1000]:.1f} at 1,000 steps to about 108–112 at 1,552–12,413 steps" in text
     assert all(107 <= f <= 113 for s, f in fids.items() if s > 1000) and fids[1000] > max(f for s, f in fids.items() if s > 1000)
 
 
@@ -117,14 +115,9 @@ def test_the_results_claims_on_optimized_against_baseline():
     opt, base = compute.load_run("optimized", 0, "cpu"), compute.load_run("baseline", 0, "cpu")
     o = {p["step"]: p for p in opt["points"]}
     b = {p["step"]: p for p in base["points"]}
-    text = results_text()
-    curve = ", ".join(f"{o[s]['fid']:.1f}" for s in (125, 250, 500, 1000))
-    assert f"({curve} at 125, 250, 500 and 1,000 steps)" in text
-    assert f"({b[12413]['fid']:.1f} against {o[1000]['fid']:.1f})" in text and b[12413]["fid"] < o[1000]["fid"]
-    assert f"({o[1000]['fid']:.1f} against {b[1000]['fid']:.1f})" in text and o[1000]["fid"] < b[1000]["fid"]
-    assert f"took {o[1000]['train_seconds'] / 60:.1f} min here" in text
+    assert [o[s]["fid"] for s in (125, 250, 500, 1000)] == sorted((o[s]["fid"] for s in (125, 250, 500, 1000)), reverse=True)
+    assert b[12413]["fid"] < o[1000]["fid"] and o[1000]["fid"] < b[1000]["fid"]
     ema = json.loads((ROOT / "results" / "recipe" / "baseline-ema-batchnorm" / "results.json").read_text())["rows"][-1]
-    assert f"({ema['seconds'] / ema['step']:.3f} s per step in `ema-check`'s run)" in text
     assert abs(12413 * ema["seconds"] / ema["step"] / 60 - 11) < 1
 
 
@@ -141,8 +134,6 @@ def test_best_cpu_beats_every_other_checkpoint_trained_for_at_most_30_minutes():
         # lower FID, and lower FID above the real-vs-real floor (the ladder's FIDs were measured at a smaller n)
         assert m["metrics"]["fid"] < o["metrics"]["fid"], name
         assert m["metrics"]["fid"] - m["metrics"]["fid_floor"] < o["metrics"]["fid"] - o["metrics"]["fid_floor"], name
-    text = results_text()
-    assert f"Fashion-FID {m['metrics']['fid']:.1f} from 1,000 samples, {m['fid_to_floor']:.1f}× its floor" in text
 
 
 def _block(path: str) -> str:
@@ -174,38 +165,40 @@ def test_the_results_claims_on_best_cpu():
     first = json.loads((ROOT / "results" / "recipe" / "optimized-4000-cosine" / "manifest.json").read_text())
     final = json.loads((ROOT / "checkpoints" / "optimized-final.json").read_text())
     r = m["metrics"]
-    text = results_text()
-    assert f"scores Fashion-FID {r['fid']:.1f} from 1,000 samples, {m['fid_to_floor']:.1f}× its floor, after " \
-           f"{m['train_minutes']:.1f} minutes" in text
-    assert f"scored {first['metrics']['fid']:.1f}" in text and f"({first['train_minutes']:.1f} min)" in text
     assert first["metrics"]["fid"] > final["metrics"]["fid"] and first["steps"] > final["steps"]
-    assert f"({r['dark_fraction']:.3f} against {r['dark_fraction_real']:.3f})" in text
-    assert f"({r['class_entropy']:.2f} bits against {r['class_entropy_real']:.2f})" in text
+    assert abs(r["dark_fraction"] - r["dark_fraction_real"]) < 0.02 and r["class_entropy_real"] - r["class_entropy"] < 0.05
     assert m["recipe"]["overrides"] == {"schedule": "linear", "zero_terminal_snr": True, "prediction": "v"}
     assert m["config"]["zero_terminal_snr"] is True and m["steps"] == 3000
 
 
+def markers(stem: str) -> list[str]:
+    """The expressions of the claim markers in a notebook's markdown (tests/claims.py checks their values)."""
+    nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return re.findall(r"<!--\s*claim:\s*(.*?)\s*-->", text, re.S)
+
+
+def prose(stem: str) -> str:
+    """A notebook's markdown on one line, without its (hidden) markers: the sentences as a student reads them."""
+    nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
+    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+    return " ".join(re.sub(r"\s*<!--.*?-->", "", text, flags=re.S).split())
+
+
 def test_notebook_08_quotes_best_cpu():
-    m = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
-    nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
-    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
-    r = m["metrics"]
-    assert f"{m['train_minutes']:.1f} minutes of training" in text and f"Fashion-FID of {r['fid']:.1f}" in text
-    assert f"{m['fid_to_floor']:.1f}× the real-vs-real floor" in text
-    assert f"(dark fraction {r['dark_fraction']:.3f} against {r['dark_fraction_real']:.3f})" in text
-    assert f"{m['steps']:,} steps" in text
+    """Its FID, training time, FID-to-floor, dark fraction and steps, each under a claim marker."""
+    quoted = markers("08_putting_it_together")
+    for want in ('fact("best_cpu.fid")', 'fact("best_cpu.train_minutes")', 'ck("best-cpu")["fid_to_floor"]',
+                 'ck("best-cpu")["metrics"]["dark_fraction"]', 'fact("best_cpu.steps")'):
+        assert want in quoted, want
 
 
 def test_the_results_quote_the_schedule_comparison():
     from course_utils.study import schedules
     rows = {r["schedule"]: r for r in schedules.load_results()["rows"]}
     lin, z, cos = rows["linear"], rows["linear_zero_snr"], rows["cosine"]
-    text = results_text()
-    assert (f"(dark fraction {lin['noise_start']['dark_fraction'][0]:.3f} → {lin['true_start']['dark_fraction'][0]:.3f}, "
-            f"real {lin['noise_start']['dark_fraction_real'][0]:.3f})") in text
-    assert (f"({z['noise_start']['fid'][0]:.1f} ± {z['noise_start']['fid'][1]:.1f} against "
-            f"{lin['noise_start']['fid'][0]:.1f} ± {lin['noise_start']['fid'][1]:.1f})") in text
-    assert f"(FID {cos['noise_start']['fid'][0]:.1f})" in text and f"rescues it ({cos['clipped']['fid'][0]:.1f})" in text
+    assert lin["noise_start"]["dark_fraction"][0] < lin["true_start"]["dark_fraction"][0]
+    assert z["noise_start"]["fid"][0] + 2 * z["noise_start"]["fid"][1] < lin["noise_start"]["fid"][0] - 2 * lin["noise_start"]["fid"][1]
     assert cos["clipped"]["fid"][0] < cos["noise_start"]["fid"][0] / 10
     for k in ("linear", "linear_scaled", "linear_zero_snr"):  # "costs the other schedules a little"
         assert rows[k]["noise_start"]["fid"][0] < rows[k]["clipped"]["fid"][0] < 1.2 * rows[k]["noise_start"]["fid"][0]
@@ -223,13 +216,15 @@ VERDICT_CELLS = {"08_putting_it_together": list(zip(compute.LADDER, compute.LADD
 
 
 def verdict_fragment(summary: dict, before: str, after: str) -> str:
-    """How notebook 08 states a rung's measured verdict in words; checked here against the data."""
+    """How notebook 08 states a rung's measured verdict in words, as a pattern: the verdicts are checked here against
+    the data, the numbers by their claim markers (tests/claims.py)."""
     st = next((s for s in reports.steps_of_ladder(summary) if (s["from"], s["to"]) == (before, after)), None)
     if st is None or "equal_compute" not in st or "equal_steps" not in st:
-        return f"`{before}` → `{after}`: not measured yet"
+        return re.escape(f"`{before}` → `{after}`: not measured yet")
     a, b = st["equal_steps"], st["equal_compute"]
-    return (f"`{before}` → `{after}`: {a['change']:+.1f} FID at equal steps ({a['verdict']}), "
-            f"{b['change']:+.1f} at equal compute ({b['verdict']})")
+    marked = r"[-+]\d+\.\d <!-- claim: study_step\(\"" + before + r"\", \"" + after + r"\"\)\[\"{0}\"\]\[\"change\"\] -->"
+    return (re.escape(f"`{before}` → `{after}`: ") + marked.format("equal_steps") + re.escape(f" FID at equal steps ({a['verdict']}), ")
+            + marked.format("equal_compute") + re.escape(f" at equal compute ({b['verdict']})"))
 
 
 @pytest.mark.parametrize("stem", sorted(VERDICT_CELLS))
@@ -238,7 +233,7 @@ def test_notebook_08_states_every_rungs_measured_verdict(stem):
     nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
     text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
     for before, after in VERDICT_CELLS[stem]:
-        assert verdict_fragment(summary, before, after) in text, (stem, before, after)
+        assert re.search(verdict_fragment(summary, before, after), text), (stem, before, after)
 
 
 def cond_manifest() -> dict:
@@ -264,16 +259,13 @@ def test_the_shipped_conditional_model_passes_the_guidance_bar():
 def test_notebook_10_quotes_the_shipped_sweep():
     m = cond_manifest()
     g = m["guidance"]
-    r, real = {x["w"]: x for x in g["rows"]}, g["real"]
-    nb = json.loads((ROOT / "notebooks" / "10_classifier_free_guidance.ipynb").read_text())
-    text = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").replace("\n", " ")
-    want = [f"{100 * r[0.0]['accuracy']:.1f}% at w = 0", f"{100 * r[0.5]['accuracy']:.1f}% at w = 0.5",
-            f"{100 * real['accuracy']:.1f}% on real test images", f"{100 * r[2.0]['accuracy']:.1f}% at w = 2",
-            f"{100 * r[4.0]['accuracy']:.1f}% at w = 4", f"floor {r[0.0]['fid_floor']:.1f}",
-            f"{r[0.5]['fid'] - r[0.0]['fid']:.1f} FID points", f"real images' {real['spread']:.2f}"]
-    want += [f"{r[w]['fid']:.1f} at w = {w:g}" for w in r] + [f"{r[w]['spread']:.2f} at w = {w:g}" for w in (0.0, 2.0, 4.0)]
-    missing = [w for w in want if w not in text]
-    assert not missing, f"notebook 10 does not quote the shipped sweep: {missing}"
+    r = {x["w"]: x for x in g["rows"]}
+    quoted = markers("10_classifier_free_guidance")
+    sweep = 'pick(ck("optimized_cond-final")["guidance"]["rows"], w={0})["{1}"]'
+    want = [sweep.format(w, "fid") for w in r] + [sweep.format(w, "accuracy") for w in (0.0, 0.5, 2.0, 4.0)]
+    want += [sweep.format(w, "spread") for w in (0.0, 2.0, 4.0)] + ['ck("optimized_cond-final")["guidance"]["real"]["accuracy"]']
+    missing = [w for w in want if w not in quoted]
+    assert not missing, f"notebook 10 does not quote the shipped sweep (claim markers missing): {missing}"
     assert 1.8 <= r[2.0]["fid"] / r[0.0]["fid"] <= 2.2  # "doubles the FID"
 
 
@@ -287,44 +279,34 @@ def test_evaluate_reports_the_guidance_bar_on_the_shipped_checkpoint(capsys):
 
 
 def test_notebook_08_section_8_quotes_the_ablation():
-    """The early, equal-step half of "Which ideas mattered" against results/ablation/ladder."""
+    """The early, equal-step half of "Which ideas mattered": each number it quotes carries a claim marker
+    (tests/claims.py); here, what the ablation must satisfy for its sentences to hold."""
     from course_utils.study import ablation
     rows = ablation.load_results("ladder")["summary"]
     lad = {s["idea"]: s for s in reports.ladder_steps(rows)}
     loss = {s["idea"]: s for s in reports.ladder_steps(rows, "final_loss")}
     loo = {s["idea"]: s for s in reports.leave_one_out(rows)}
-    r = {x["preset"]: x for x in rows}
-    nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
-    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
-    sec = text[text.index("### Which ideas mattered, in detail"):]
-    assert "FID about 50 lower on the ladder and 48 higher when it is removed" in sec
-    assert round(-lad["width"]["diff"]) == 50 and round(loo["width"]["diff"]) == 48
-    assert "about 5× more steps per second" in sec and round(r["no_width"]["train_steps_per_s"] / r["optimized"]["train_steps_per_s"]) == 5
-    assert "(about 36 FID), for about 8% more time per step" in sec and round(-lad["extra_skip"]["diff"]) == round(loo["extra_skip"]["diff"]) == 36
-    assert round(100 * (r["residual"]["train_steps_per_s"] / r["optimized"]["train_steps_per_s"] - 1)) == 8
-    assert "(about 25 and 15 FID when removed)" in sec and (round(loo["residual"]["diff"]), round(loo["sinusoidal"]["diff"])) == (25, 15)
-    cb = lambda p: r[p]["checkerboard"] / r[p]["checkerboard_real"]  # noqa: E731
-    assert "(34× real images' → 15.5× in one rung)" in sec and (round(cb("baseline")), round(cb("upsample"), 1)) == (34, 15.5)
-    assert "by 0.04 on the ladder" in sec and round(-loss["rearrange"]["diff"], 2) == 0.04 and loss["rearrange"]["verdict"] == "lower"
-    assert "clearly on the ladder (+31)" in sec and round(lad["groupnorm"]["diff"]) == 31 and lad["groupnorm"]["verdict"] == "higher"
+    quoted = markers("08_putting_it_together")
+    for want in ('-ladder_step("width")["diff"]', 'leave_one_out("width")["diff"]', '-ladder_step("extra_skip")["diff"]',
+                 'leave_one_out("residual")["diff"]', 'leave_one_out("sinusoidal")["diff"]', 'ladder_step("groupnorm")["diff"]'):
+        assert want in quoted, want
+    sec = prose("08_putting_it_together")
+    sec = sec[sec.index("### Which ideas mattered, in detail"):]
+    # "measured either way", "both measurements agree", "the ladder was too noisy to see them"
+    assert "Width matters most**, measured either way" in sec and lad["width"]["clear"] and loo["width"]["clear"]
+    assert lad["extra_skip"]["clear"] and loo["extra_skip"]["clear"]
+    assert "although the ladder was too noisy to see them" in sec
+    assert all(loo[i]["clear"] and not lad[i]["clear"] for i in ("residual", "sinusoidal"))
+    assert "rearrange clearly" in sec and loss["rearrange"]["verdict"] == "lower"
+    assert "clearly on the ladder" in sec and lad["groupnorm"]["verdict"] == "higher"
 
 
 def test_notebook_08_section_8_states_the_study():
-    from course_utils.model.cost import train_gflops
     summary = compute.load_summary("cpu")
     rows = {r["preset"]: r for r in summary["rows"]}
-    best = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
-    nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
-    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
-    sec = text[text.index("### Which ideas mattered, in detail"):]
+    sec = prose("08_putting_it_together")
+    sec = sec[sec.index("### Which ideas mattered, in detail"):]
     b, o = rows["baseline"], rows["optimized"]
-    want = [f"{train_gflops('wide') / train_gflops('upsample'):.1f}× cost per step",
-            f"`baseline` reaches {b['equal_compute']['fid'][0]:.1f} ± {b['equal_compute']['fid'][1]:.1f} at equal compute "
-            f"against `optimized`'s {o['equal_compute']['fid'][0]:.1f} ± {o['equal_compute']['fid'][1]:.1f}",
-            f"({o['equal_steps']['fid'][0]:.1f} against {b['equal_steps']['fid'][0]:.1f})",
-            f"scores {best['metrics']['fid']:.1f} at n = 1,000 after {best['train_minutes']:.1f} minutes"]
-    missing = [w for w in want if w not in sec]
-    assert not missing, missing
     steps = {s["idea"]: s for s in reports.steps_of_ladder(summary) if not s["width_part"]}
     better = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "better"}
     worse = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "worse"}
@@ -374,9 +356,9 @@ def test_the_results_summaries_say_what_their_tables_say():
                for s in parts]
     assert sorted(len(c) for c in crossed) == [0, 1, 1] and all(v == "worse" for c in crossed for v in c)
     # the study's size and the ladder checkpoints' time
-    assert "15 runs" in text and compute.load_summary("cpu")["runs"] == len(list((compute.study_dir("cpu") / "runs").glob("*.json")))
+    assert compute.load_summary("cpu")["runs"] == len(list((compute.study_dir("cpu") / "runs").glob("*.json")))
     minutes = sum(json.loads((ROOT / "checkpoints" / f"{p}.json").read_text())["wall_seconds"] for p in cu.LADDER) / 60
-    assert f"took {minutes:.1f} min of training by their manifests" in text and "about 17 min" not in text
+    assert "min of training by their manifests" in text and "about 17 min" not in text and 25 < minutes < 35
 
 
 def test_the_results_say_the_ladder_does_not_pay_for_its_cost():
@@ -385,7 +367,7 @@ def test_the_results_say_the_ladder_does_not_pay_for_its_cost():
     verdicts = (compute.study_dir("cpu") / "verdicts.md").read_text()
     threshold = float(re.search(r"a threshold of ([\d.]+), at equal compute", verdicts)[1])
     gap = rows["optimized"]["equal_compute"]["fid"][0] - rows["baseline"]["equal_compute"]["fid"][0]
-    assert f"`optimized` ends {gap:.1f} above `baseline` at equal compute, more than the threshold" in text
+    assert "above `baseline` at equal compute, more than the threshold" in text
     assert gap > threshold
     best = min(rows[p]["equal_compute"]["fid"][0] for p in rows)
     assert best == rows["upsample"]["equal_compute"]["fid"][0]
@@ -393,22 +375,19 @@ def test_the_results_say_the_ladder_does_not_pay_for_its_cost():
 
 
 def test_notebook_08_what_to_remember_holds():
-    """Section 7's table, which resolves "width matters most" against "narrow networks win per FLOP", quotes the
-    ablation and the study as they are."""
-    from course_utils.model.cost import train_gflops
+    """Section 7's table, which resolves "width matters most" against "narrow networks win per FLOP", says what the
+    ablation and the study measured (its numbers carry claim markers: tests/claims.py)."""
     from course_utils.study import ablation
     summary = compute.load_summary("cpu")
     rows = {r["preset"]: r for r in summary["rows"]}
     steps = {s["idea"]: s for s in reports.steps_of_ladder(summary) if not s["width_part"]}
     lad = {s["idea"]: s for s in reports.ladder_steps(ablation.load_results("ladder")["summary"])}
-    nb = json.loads((ROOT / "notebooks" / "08_putting_it_together.ipynb").read_text())
-    text = " ".join(" ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown").split())
+    text = prose("08_putting_it_together")
     sec = text[text.index("## 7. What to remember"):text.index("## 8. The final model")]
     b, o, w = rows["baseline"]["equal_compute"]["fid"], rows["optimized"]["equal_compute"]["fid"], steps["width"]
-    want = [f"(FID about {round(-lad['width']['diff'])} lower)", f"its gain ({w['equal_steps']['change']:.1f} FID)".replace("-", "−"),
-            f"costs {train_gflops('wide') / train_gflops('upsample'):.1f}× a narrow one"]
-    # the equal-compute FIDs and best-cpu's numbers carry claim markers instead (tests/test_claims.py)
-    assert not [x for x in want if x not in sec], [x for x in want if x not in sec]
-    assert w["equal_steps"]["verdict"] == w["equal_compute"]["verdict"] == "within noise" and b[0] < o[0]
+    assert "At 250 steps widening is the largest gain on the ladder" in sec
+    assert -lad["width"]["diff"] == max(-s["diff"] for s in lad.values())
+    assert "is within noise" in sec and w["equal_steps"]["verdict"] == w["equal_compute"]["verdict"] == "within noise"
+    assert b[0] < o[0]
     better = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "better"}
     assert better == {"extra_skip"} and "**The extra skip**, the only change measurably better" in sec
