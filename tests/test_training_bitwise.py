@@ -171,11 +171,14 @@ def test_training_matches_the_frozen_old_loop_bit_for_bit(name, tmp_path):
 
 @pytest.mark.parametrize("name", list(DIGESTS))
 def test_training_matches_the_recorded_digests(name, tmp_path):
+    """Bit for bit on the machine kind and torch version that recorded the digests; elsewhere (another CPU's kernels
+    round differently in the last bits) the losses must agree to a relative 2e-3 (the scenarios differ by 1% and more), and the digests are not compared."""
     here = {"torch": torch.__version__, "cpu": cpu_model()}
-    if any(not here[k].startswith(v) for k, v in RECORDED_ON.items()):
-        pytest.skip(f"the digests were recorded on {RECORDED_ON}; this is {here}")
     model, ema, losses = _new(name, tmp_path)
     want_model, want_ema, want_losses = DIGESTS[name]
+    if any(not here[k].startswith(v) for k, v in RECORDED_ON.items()):
+        assert losses == pytest.approx(want_losses, rel=2e-3), f"recorded on {RECORDED_ON}; this is {here}"
+        return
     assert losses == want_losses
     assert digest(model) == want_model
     assert (digest(ema) if ema is not None else None) == want_ema
