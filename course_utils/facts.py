@@ -120,6 +120,9 @@ FACTS = {
     "ema_check.last.raw_recomputed.fid": lambda: ema_check(4000)["raw_recomputed"]["fid"],
     "ema_check.last.ema_recomputed.fid": lambda: ema_check(4000)["ema_recomputed"]["fid"],
 }
+# each notebook's minutes under quick, top to bottom on an idle 2-core machine (docs/measured_times.json)
+FACTS.update({f"quick_minutes.{k:02d}": (lambda k=k: times()["notebooks_quick"]["seconds"][f"{k:02d}"] / 60)
+              for k in range(1, 12)})
 
 
 def fact(name: str):
