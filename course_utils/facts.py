@@ -18,7 +18,6 @@ from __future__ import annotations
 import difflib
 import json
 
-from course_utils import reports
 from course_utils.errors import CourseError
 from course_utils.paths import home
 
@@ -67,22 +66,6 @@ def schedule(name: str) -> dict:
 def ablation(preset: str) -> dict:
     """A preset's row of the shipped 250-step ablation (results/ablation/ladder)."""
     return pick(J("results/ablation/ladder/results.json")["summary"], preset=preset)
-
-
-def ladder_step(idea: str) -> dict:
-    """One step of the shipped 250-step ablation's ladder (``reports.ladder_steps``): ``diff``, ``spread``, ``clear``."""
-    return pick(reports.ladder_steps(J("results/ablation/ladder/results.json")["summary"]), idea=idea)
-
-
-def leave_one_out(idea: str) -> dict:
-    """One idea removed from ``optimized`` in the shipped 250-step ablation (``reports.leave_one_out``)."""
-    return pick(reports.leave_one_out(J("results/ablation/ladder/results.json")["summary"]), idea=idea)
-
-
-def study_step(before: str, after: str, name: str = "cpu") -> dict:
-    """The step ``before`` -> ``after`` of a compute-aware study (``reports.steps_of_ladder``): its
-    ``equal_steps`` and ``equal_compute`` change and verdict."""
-    return pick(reports.steps_of_ladder(study(name)), **{"from": before, "to": after})
 
 
 def ema_check(step: int) -> dict:

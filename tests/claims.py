@@ -75,6 +75,24 @@ class Row(dict):
     pass
 
 
+def ladder_step(idea: str) -> dict:
+    """One step of the shipped 250-step ablation's ladder (``reports.ladder_steps``): ``diff``, ``spread``, ``clear``."""
+    from course_utils import facts, reports
+    return facts.pick(reports.ladder_steps(facts.J("results/ablation/ladder/results.json")["summary"]), idea=idea)
+
+
+def leave_one_out(idea: str) -> dict:
+    """One idea removed from ``optimized`` in the shipped 250-step ablation (``reports.leave_one_out``)."""
+    from course_utils import facts, reports
+    return facts.pick(reports.leave_one_out(facts.J("results/ablation/ladder/results.json")["summary"]), idea=idea)
+
+
+def study_step(before: str, after: str, name: str = "cpu") -> dict:
+    """The step ``before`` -> ``after`` of a compute-aware study (``reports.steps_of_ladder``)."""
+    from course_utils import facts, reports
+    return facts.pick(reports.steps_of_ladder(facts.study(name)), **{"from": before, "to": after})
+
+
 def namespace() -> dict:
     """What a claim marker sees: course_utils.facts (fact, ck, study, row, pick, J, sampler, schedule,
     ablation, ladder_step, leave_one_out, study_step, ema_check, and times as a dict), cu, course_utils.reports,
@@ -89,8 +107,8 @@ def namespace() -> dict:
 
     return {"fact": facts.fact, "ck": facts.ck, "study": facts.study, "row": facts.row, "pick": facts.pick, "J": facts.J, "cu": cu,
             "torch": torch, "math": math, "sampler": facts.sampler, "schedule": facts.schedule,
-            "ablation": facts.ablation, "ema_check": facts.ema_check, "ladder_step": facts.ladder_step,
-            "leave_one_out": facts.leave_one_out, "study_step": facts.study_step, "times": facts.times(),
+            "ablation": facts.ablation, "ema_check": facts.ema_check, "ladder_step": ladder_step,
+            "leave_one_out": leave_one_out, "study_step": study_step, "times": facts.times(),
             "reports": reports}
 
 
