@@ -15,9 +15,14 @@ SAMPLERS = ROOT / "results" / "samplers" / "optimized-final" / "results.json"
 RESULTS = ROOT / "docs" / "results.md"
 
 
+def as_read(text: str) -> str:
+    """Markdown on one line, without its (hidden) markers: the sentences as a reader sees them."""
+    return " ".join(re.sub(r"\s*<!--.*?-->", "", text, flags=re.S).split())
+
+
 def results_text() -> str:
-    """docs/results.md on one line, without its (hidden) claim markers: the sentences as a reader sees them."""
-    return " ".join(re.sub(r"\s*<!--.*?-->", "", RESULTS.read_text(), flags=re.S).split())
+    """docs/results.md as a reader sees it."""
+    return as_read(RESULTS.read_text())
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +186,7 @@ def markers(stem: str) -> list[str]:
 def prose(stem: str) -> str:
     """A notebook's markdown on one line, without its (hidden) markers: the sentences as a student reads them."""
     nb = json.loads((ROOT / "notebooks" / f"{stem}.ipynb").read_text())
-    text = "".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
-    return " ".join(re.sub(r"\s*<!--.*?-->", "", text, flags=re.S).split())
+    return as_read("".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"))
 
 
 def test_notebook_08_quotes_best_cpu():
