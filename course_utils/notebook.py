@@ -45,13 +45,16 @@ def _variants(presets) -> list[tuple[str, object, object]]:
 
 
 def compare(presets: list, budget=None, retrain: bool = False, n: int | None = None, seed: int = 0,
-            show: bool = True) -> dict:
+            show: bool = True, steps: int | None = None) -> dict:
     """Train (or reuse) each preset under ``budget`` and compare them like with like.
 
     An item is a preset name, a preset with changed config fields, ``("wide", {"act": "gelu"})``, a UNetConfig, or
     a U-Net you built (``cu.build("optimized", act="silu")``, or with a module of your own:
     ``cu.build("wide", act=MyGELU)``). Each variant trains in its own run folder and is shown under a name like
     ``wide+act=gelu``.
+    Every network trains the same number of steps: ``steps`` if given, else the largest the budget gives any of
+    them (a narrow variant beside a wide rung trains the narrow budget's steps, which is slow for the wide one;
+    ``steps=budget.steps_wide`` keeps such a comparison short).
     Returns {label: {"model", "history", "samples", "checkerboard", ...}} plus "real" for the test
     images' checkerboard score.
     """
@@ -62,7 +65,11 @@ def compare(presets: list, budget=None, retrain: bool = False, n: int | None = N
     if len(set(labels)) < len(labels):
         raise CourseError(f"compare() got the same network twice: {labels}. Fix: list each variant once.")
     # the same number of steps for every compared network
-    steps = max(budget.steps_for(config) for _, _, config in variants)
+    if steps is None:
+        steps = max(budget.steps_for(config) for _, _, config in variants)
+    elif isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise CourseError(f"compare(steps={steps!r}): steps must be a whole number of training steps, at least 1. "
+                          "Fix: steps=budget.steps_wide, or leave it out to use the budget's.")
     real = load("test").images[:max(n, 256)]
     cb_real = checkerboard_score(real)
     results: dict = {"real": {"checkerboard": cb_real}}

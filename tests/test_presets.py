@@ -207,5 +207,11 @@ def test_compare_trains_a_built_model_with_a_students_block_beside_a_preset(tmp_
         assert any(isinstance(x, MyGELU) for x in out["baseline+act=MyGELU"]["model"].modules())
         with pytest.raises(cu.CourseError, match="twice"):
             nb.compare(["baseline", cu.build("baseline")], budget, show=False)
+        # steps= overrides the budget's steps for every compared network alike
+        short = nb.compare(["baseline", ("baseline", {"act": "silu"})], Budget("ci", 3, 2, 4, 1, "test"),
+                           show=False, n=4, steps=1)
+        assert [short[k]["steps"] for k in short if k != "real"] == [1, 1]
+        with pytest.raises(cu.CourseError, match="whole number"):
+            nb.compare(["baseline"], budget, show=False, steps=0)
     finally:
         blocks.unregister_block("act", "MyGELU")
