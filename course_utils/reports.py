@@ -121,16 +121,19 @@ def leave_one_out(rows: list[dict], key: str = "fid", reference: str = "optimize
 def study_table(summary: dict) -> str:
     """Both views per preset: FID (mean ± sd over seeds) at equal steps and at equal compute, with steps and minutes."""
     s, e = summary["settings"], summary["settings"]["eval"]
+    idle = "bench" in summary
 
     def view(v):
         if v is None:
-            return ["—", "—", "—"]
+            return ["—"] * (4 if idle else 3)
         fid = cell(*v["fid"]) + f" ({v['seeds']})" + ("*" if v.get("finished") is False else "")
-        return [fid, f"{v['step']:,}", f"{v['train_seconds'] / 60:.1f}"]
+        out = [fid, f"{v['step']:,}", f"{v['train_seconds'] / 60:.1f}"]
+        return out + ([f"{v['idle_minutes']:.1f}" if "idle_minutes" in v else "—"] if idle else [])
 
     rows = [[f"{r['preset']} (width part)" if r.get("width_part") else r["preset"], f"{r['train_gflops']:.1f}",
              *view(r.get("equal_steps")), *view(r.get("equal_compute"))] for r in summary["rows"]]
-    head = ["preset", "GFLOP/step", "FID at equal steps", "steps", "min", "FID at equal compute", "steps", "min"]
+    one = ["steps", "min"] + (["idle min"] if idle else [])
+    head = ["preset", "GFLOP/step", "FID at equal steps", *one, "FID at equal compute", *one]
     floor = next((r[v]["fid_floor"] for r in summary["rows"] for v in ("equal_compute", "equal_steps") if v in r),
                  math.nan)
     return (table(head, rows, "lr") + f"\nFashion-FID of the EMA weights, mean ± sd over seeds (number of seeds in brackets), n = "
@@ -141,7 +144,11 @@ def study_table(summary: dict) -> str:
             f"({compute.Study('-', reference_steps=s['reference_steps']).budget_gflop() / 1e3:.1f} TFLOP) each. "
             f"Recipe: Adam lr {s['recipe']['lr']} ({s['recipe'].get('lr_schedule', 'constant')}), batch "
             f"{s['recipe']['batch_size']}, EMA {s['recipe']['ema']} (BatchNorm statistics averaged too). Minutes: "
-            "training time on the machine that made the run (median over seeds). Width parts: the width idea's three "
+            "training time on the machine that made the run (median over seeds)."
+            + (f" Idle min: the steps times the seconds per step `python -m course_utils study --bench` measured on "
+               f"an otherwise idle machine ({(summary['bench'].get('hardware') or {}).get('cpu', summary['bench']['device'])}, "
+               f"{summary['bench']['threads']} threads)." if idle else "")
+            + " Width parts: the width idea's three "
             "changes one at a time (upsample -> channels -> + four up convs -> + no norm after the upsampler = wide)."
             + _recipe_note(summary) + "\n")
 
@@ -182,10 +189,13 @@ def verdicts_table(summary: dict) -> str:
             "noise.\n")
 
 
-def study_curves(records: list[dict]):
-    """FID against training steps and against training compute, one colour per rung, mean over seeds."""
+def study_curves(records: list[dict], per_step: dict | None = None, cross: dict | None = None):
+    """FID against training steps and against training compute (and, given the bench's seconds per step, against
+    minutes on an idle machine), one colour per rung, mean over seeds; a dotted vertical line where ``optimized``
+    passes ``baseline`` (``compute.crossover``) when that lies inside the plot."""
     import matplotlib.pyplot as plt
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    panels = 3 if per_step else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4), sharey=True)
     colors = list(plt.get_cmap("tab10").colors) + ["#222222", "#a6a600"]
     for k, preset in enumerate(p for p in compute.ORDER if any(r["preset"] == p for r in records)):
         mine = [r for r in records if r["preset"] == preset]
@@ -194,36 +204,84 @@ def study_curves(records: list[dict]):
             continue
         fids = [[compute.point_at(r, s)["fid"] for r in mine] for s in steps]
         mean = [statistics.fmean(f) for f in fids]
-        tflop = [s * mine[0]["train_gflops_per_step"] / 1e3 for s in steps]
+        xs = [steps, [s * mine[0]["train_gflops_per_step"] / 1e3 for s in steps]]
+        if per_step:
+            xs.append([s * per_step[preset] / 60 for s in steps] if preset in per_step else None)
         label = f"{preset} ({len(mine)} seed{'s' if len(mine) > 1 else ''})"
-        for ax, x in ((a1, steps), (a2, tflop)):
+        for ax, x in zip(axes, xs):
+            if x is None:
+                continue
             ax.plot(x, mean, "o--" if preset in compute.WIDTH_PARTS else "o-", color=colors[k % len(colors)],
                     label=label, ms=3)
             if len(mine) > 1:
                 ax.fill_between(x, [min(f) for f in fids], [max(f) for f in fids], color=colors[k % len(colors)],
                                 alpha=0.15)
     floor = records[0]["points"][0]["fid_floor"]
-    for ax, xl in ((a1, "training steps (batch 128)"), (a2, "training compute (TFLOP)")):
+    labels = ["training steps (batch 128)", "training compute (TFLOP)", "minutes of training, idle 2-core machine"]
+    for ax, xl in zip(axes, labels):
         ax.axhline(floor, c="k", ls=":", lw=1)
         ax.set(xscale="log", yscale="log", xlabel=xl)
         ax.grid(alpha=0.3, which="both")
-    a1.set_ylabel("Fashion-FID (EMA weights)")
-    a2.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    a1.set_title("equal steps: what an idea does to the network", fontsize=9)
-    a2.set_title("equal compute: what it is worth on a machine", fontsize=9)
+    if cross and cross.get("kind") == "measured":
+        axes[1].axvline(cross["tflop"], c="k", ls="--", lw=0.8)
+        axes[1].annotate(f"optimized passes baseline\n≈ {cross['tflop']:.0f} TFLOP", (cross["tflop"], floor),
+                         xytext=(4, 8), textcoords="offset points", fontsize=7)
+    axes[0].set_ylabel("Fashion-FID (EMA weights)")
+    axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    axes[0].set_title("equal steps: what an idea does to the network", fontsize=9)
+    axes[1].set_title("equal compute: what it is worth on a machine", fontsize=9)
+    if per_step:
+        axes[2].set_title("equal minutes: steps x the bench's seconds per step", fontsize=9)
     fig.tight_layout()
     return fig
 
 
+def crossover_text(summary: dict) -> str:
+    """One paragraph: at what compute, if any, ``optimized`` passes ``baseline`` (``compute.crossover``)."""
+    c = summary.get("crossover")
+    if not c:
+        return ""
+    lo, hi = c["overlap_tflop"]
+    seeds = ", ".join(f"{c['seeds'][p]} seed{'s' if c['seeds'][p] > 1 else ''} of `{p}`" for p in (c["b"], c["a"]))
+    mins = (f" (about {c['optimized_idle_minutes']:.0f} min of `optimized` training on the benchmarked idle machine)"
+            if "optimized_idle_minutes" in c else "")
+    if c["kind"] == "measured":
+        say = (f"`{c['b']}` passes `{c['a']}` at about {c['tflop']:.0f} TFLOP of training{mins}, inside the compute "
+               f"both reached ({lo:.0f}–{hi:.0f} TFLOP)")
+    elif c["kind"] == "from_start":
+        say = (f"`{c['b']}` has the lower FID wherever both were measured ({lo:.0f}–{hi:.0f} TFLOP): the crossing lies "
+               f"below {lo:.0f} TFLOP, before `{c['b']}`'s first evaluation")
+    elif c["kind"] == "extrapolated":
+        f = c["fit"]
+        say = (f"`{c['b']}` is still worse at {hi:.0f} TFLOP (FID {c['fid_ratio_at_end']:.2f}× `{c['a']}`'s). "
+               f"Extrapolated, not measured: power laws fitted to each curve's last points (slopes "
+               f"{f[c['a']]['slope']:.2f} and {f[c['b']]['slope']:.2f}) cross at about {c['tflop']:,.0f} TFLOP{mins}, "
+               f"{c['tflop'] / hi:.1f}× the compute both reached, if each curve keeps its recent slope")
+    elif c["kind"] == "none_ahead":
+        f = c["fit"]
+        say = (f"`{c['b']}` is still worse at {hi:.0f} TFLOP (FID {c['fid_ratio_at_end']:.2f}× `{c['a']}`'s), and its "
+               f"curve does not fall faster (slopes {f[c['a']]['slope']:.2f} for `{c['a']}`, {f[c['b']]['slope']:.2f} "
+               f"for `{c['b']}` over their last points): no crossing lies ahead on these curves")
+    else:
+        say = "the two curves share no range of compute yet"
+    mid = (" The curves include mid-run points of a decaying learning rate (labelled * in the table): they are not "
+           "what a run finished at that compute would reach." if c.get("mid_run") else "")
+    return f"**Crossover** ({seeds}; mean FID joined in log-log): {say}.{mid}\n"
+
+
 def write_study(name: str = "cpu") -> dict | None:
-    """Render study ``name``'s saved summary: table.md, verdicts.md and curves.png beside its summary.json."""
+    """Render study ``name``'s saved summary: table.md, verdicts.md, crossover.md (where ``optimized`` passes
+    ``baseline``, once both have a curve) and curves.png beside its summary.json."""
     summary, records = compute.load_summary(name), compute.load_all(name)
     if not summary or not summary["rows"]:
         return summary
     folder = compute.study_dir(name)
     atomic_write_text(folder / "table.md", study_table(summary))
     atomic_write_text(folder / "verdicts.md", verdicts_table(summary))
-    plotting.save(study_curves(records), folder / "curves.png")
+    if summary.get("crossover"):
+        atomic_write_text(folder / "crossover.md", crossover_text(summary))
+    plotting.save(study_curves(records, compute.seconds_per_step(name), summary.get("crossover")),
+                  folder / "curves.png")
     return summary
 
 

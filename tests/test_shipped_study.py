@@ -214,6 +214,15 @@ def test_the_results_hold_the_current_study_verdicts():
     assert _block("results/study/cpu/verdicts.md") == (compute.study_dir("cpu") / "verdicts.md").read_text().strip()
 
 
+def test_the_results_hold_the_first_studys_crossover():
+    summary = compute.load_summary("cpu")
+    assert summary["crossover"] == compute.crossover(compute.load_all("cpu"))
+    text = reports.crossover_text(summary).strip()
+    assert _block("results/study/cpu/crossover.md") == text == (compute.study_dir("cpu") / "crossover.md").read_text().strip()
+    # optimized is still worse at the budget's edge, so whatever lies beyond it is called an extrapolation
+    assert summary["crossover"]["kind"] != "measured" and "not measured" in text or "no crossing" in text
+
+
 # Notebooks 03-07 show their rungs' verdicts as cards computed from the summary (nb.verdict_card, tested in
 # tests/test_verdict_cards.py); notebook 08's Appendix states every step of the ladder in words.
 VERDICT_CELLS = {"08_putting_it_together": list(zip(compute.LADDER, compute.LADDER[1:]))}

@@ -62,6 +62,17 @@ def test_a_tiny_study_is_resumable_and_summarized(tiny_study):
     assert rows["baseline"]["equal_steps"]["step"] == 4 and rows["baseline"]["equal_compute"]["step"] == base["steps"]
     assert (tiny_study / "results" / "t" / "curves.png").stat().st_size > 1000
     assert "FID at equal compute" in (tiny_study / "results" / "t" / "table.md").read_text()
+    assert "idle min" not in (tiny_study / "results" / "t" / "table.md").read_text()  # no bench yet
+    # the bench of the study's presets gives each view its minutes on an idle machine, and the curves a third panel
+    bench = compute.write_bench(tiny("t", plan=(("baseline", 0), ("optimized", 0))), repeats=1, device="cpu")
+    assert [r["name"] for r in bench["presets"]] == ["baseline", "optimized"]
+    per_step = compute.seconds_per_step("t")
+    out = compute.summarize("t")
+    reports.write_study("t")
+    rows = {r["preset"]: r for r in out["rows"]}
+    assert rows["baseline"]["equal_compute"]["idle_minutes"] == pytest.approx(base["steps"] * per_step["baseline"] / 60)
+    assert "idle min" in (tiny_study / "results" / "t" / "table.md").read_text()
+    assert out["crossover"]["a"] == "baseline" and out["crossover"]["overlap_tflop"][0] > 0
     with pytest.raises(Exception, match="other settings"):
         compute.run_one("optimized", 0, tiny("t", reference_steps=8), progress=False, device="cpu")
 
@@ -111,3 +122,45 @@ def test_compare_schedules_tiny(tmp_path):
     assert again["rows"][0]["noise_start"]["fid"][0] == seed0["noise_start"]["fid"]  # reused, not trained again
     with pytest.raises(Exception, match="other settings"):
         schedules.run_one("linear", 0, steps=3, n=16, out=tmp_path, progress=False)
+
+
+def curve_records(**curves):
+    """Study records with the given mean FID curves: {preset: [(step, fid), ...]} (1 GFLOP per step: TFLOP = step/1000)."""
+    return [{"preset": p, "seed": 0, "train_gflops_per_step": 1.0,
+             "points": [{"step": s, "fid": f, "finished": True} for s, f in pts]} for p, pts in curves.items()]
+
+
+def test_the_crossover_is_found_inside_the_curves_between_the_right_points():
+    # optimized (b) worse at 1 and 2 TFLOP, better at 4: it passes baseline between 2 and 4, where the log gaps
+    # (log 120/100 at 2, log 80/90 at 4) meet zero
+    recs = curve_records(baseline=[(1000, 110), (2000, 100), (4000, 90)], optimized=[(1000, 150), (2000, 120), (4000, 80)])
+    c = compute.crossover(recs)
+    g0, g1 = math.log(120 / 100), math.log(80 / 90)
+    expect = math.exp(math.log(2) + math.log(2) * g0 / (g0 - g1))
+    assert c["kind"] == "measured" and c["tflop"] == pytest.approx(expect) and 2 < c["tflop"] < 4
+    assert "passes `baseline` at about 3 TFLOP" in reports.crossover_text({"crossover": c})
+
+
+def test_the_crossover_outside_the_curves_is_an_extrapolation_or_none():
+    # b better everywhere both were measured
+    assert compute.crossover(curve_records(baseline=[(1000, 100), (2000, 90)],
+                                           optimized=[(1000, 80), (2000, 70)]))["kind"] == "from_start"
+    # b worse at the end but falling faster: power laws FID = c x^s cross where the fits meet
+    recs = curve_records(baseline=[(1000, 100), (2000, 100 * 2 ** -0.1), (4000, 100 * 4 ** -0.1)],
+                         optimized=[(1000, 200), (2000, 200 * 2 ** -0.5), (4000, 200 * 4 ** -0.5)])
+    c = compute.crossover(recs)
+    assert c["kind"] == "extrapolated" and c["tflop"] == pytest.approx(2 ** (1 / 0.4))
+    assert c["fit"]["optimized"]["slope"] == pytest.approx(-0.5)
+    assert "Extrapolated, not measured" in reports.crossover_text({"crossover": c})
+    # b worse and flatter: nothing ahead
+    flat = curve_records(baseline=[(1000, 100), (2000, 80), (4000, 64)], optimized=[(1000, 200), (2000, 190), (4000, 180)])
+    assert compute.crossover(flat)["kind"] == "none_ahead"
+    assert compute.crossover(curve_records(baseline=[(1000, 100)], optimized=[(1000, 90), (2000, 80)])) is None
+
+
+def test_the_first_study_has_no_measured_crossover_and_says_it_extrapolates():
+    c = compute.crossover(compute.load_all("cpu"))
+    assert c["seeds"] == {"baseline": 3, "optimized": 3} and not c["mid_run"]
+    # optimized is still worse at the budget's edge: whatever the text says about beyond it is labelled a guess
+    assert c["fid_ratio_at_end"] > 1 and c["kind"] in ("extrapolated", "none_ahead")
+    assert c["overlap_tflop"][1] == pytest.approx(compute.CPU.budget_gflop() / 1e3, rel=1e-4)

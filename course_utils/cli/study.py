@@ -61,6 +61,14 @@ def cmd_study(args) -> int:
         st = replace(st, recipe=co.make_recipe(args.lr or base["lr"], args.batch_size or base["batch_size"],
                                                     args.ema or base["ema"],
                                                     args.lr_schedule or base.get("lr_schedule", "constant")))
+    if args.bench:
+        result = co.write_bench(st.name, device=args.device)
+        print(reports.bench_text(result))
+        print(f"wrote {co.bench_file(st.name)}: the table's idle minutes and the curves against minutes use it")
+        if co.load_all(st.name):
+            co.summarize(st.name)
+            reports.write_study(st.name)
+        return 0
     if args.summary:
         out = co.summarize(st.name)
         reports.write_study(st.name)
@@ -78,6 +86,8 @@ def cmd_study(args) -> int:
                        after_run=lambda _: reports.write_study(st.name))
         reports.write_study(st.name)
     print(reports.study_table(out) if out["rows"] else "no finished milestone yet")
+    if out.get("crossover"):
+        print(reports.crossover_text(out))
     print(f"results in {co.study_dir(st.name)}")
     return 0
 
@@ -182,6 +192,10 @@ def _add_study(sub) -> None:
                    help="make only these runs (default: the whole plan); :steps is the finished equal-step run")
     s.add_argument("--max-runs", type=positive, help="stop after starting this many runs (the rest: next time)")
     s.add_argument("--summary", action="store_true", help="only rewrite summary.json, table.md and curves.png")
+    s.add_argument("--bench", action="store_true",
+                   help="only time a training step of every preset of the study (a few minutes; run it on an "
+                        "otherwise idle machine) into results/study/NAME/bench.json: the table's idle minutes and "
+                        "the curves against minutes are its steps times these seconds")
     s.add_argument("--lr-schedule", choices=LR_SCHEDULES,
                    help="constant or cosine: decay the learning rate to 0 over each run's budget")
     s.add_argument("--lr", type=positive_float, help=f"Adam's learning rate (default {co.RECIPE['lr']})")

@@ -12,6 +12,7 @@ appended to ``results/study/<name>/runs/<label>-seed<seed>.json`` under the one 
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,6 +278,107 @@ def _view(pts: list[dict]) -> dict:
     return view
 
 
+# --- minutes on an idle machine, and where two curves cross ---------------------------------------------------
+
+def bench_file(name: str = "cpu") -> Path:
+    return study_dir(name) / "bench.json"
+
+
+def study_presets(name: str | Study = "cpu") -> list[str]:
+    """Every preset of the study's plan, in the order the table shows them."""
+    planned = {preset for preset, *_ in get_study(name).plan}
+    return [p for p in ORDER + LEAVE_ONE_OUT if p in planned]
+
+
+def write_bench(name: str | Study = "cpu", repeats: int = 3, device=None) -> dict:
+    """Time a training step of every preset of the study (``course_utils.evaluation.bench``, rounds going round the
+    presets) and save it as results/study/<name>/bench.json: the study's minutes on an idle machine are its steps
+    times these seconds per step. Run it on an otherwise idle machine. (The bench times the default schedule and
+    epsilon-prediction: the network and so a step's cost are the same under the best recipe's v-prediction.)"""
+    from course_utils.evaluation.bench import bench
+    result = bench(study_presets(name), repeats=repeats, samples=8, device=device)
+    atomic_write_text(bench_file(get_study(name).name), json.dumps(result, indent=1))
+    return result
+
+
+def seconds_per_step(name: str = "cpu") -> dict[str, float] | None:
+    """{preset: seconds per training step} from the study's bench.json, or None when there is none."""
+    f = bench_file(name)
+    if not f.is_file():
+        return None
+    return {r["name"]: 1 / r["train_steps_per_s"] for r in json.loads(f.read_text())["presets"]}
+
+
+def mean_curve(records: list[dict], preset: str) -> list[dict]:
+    """``preset``'s FID against training compute: the mean over its seeds at every step all of them evaluated."""
+    mine = [r for r in records if r["preset"] == preset]
+    if not mine:
+        return []
+    steps = sorted(set.intersection(*[{p["step"] for p in r["points"]} for r in mine]))
+    out = []
+    for s in steps:
+        pts = [point_at(r, s) for r in mine]
+        out.append({"step": s, "tflop": s * mine[0]["train_gflops_per_step"] / 1e3,
+                    "fid": statistics.fmean(p["fid"] for p in pts), "seeds": len(pts),
+                    "finished": all(p.get("finished", True) for p in pts)})
+    return out
+
+
+def _loglog(curve: list[dict], x: float) -> float:
+    """log FID at compute ``x`` on the straight lines between a curve's points in log-log."""
+    for p, q in zip(curve, curve[1:]):
+        if p["tflop"] <= x <= q["tflop"]:
+            w = (math.log(x) - math.log(p["tflop"])) / (math.log(q["tflop"]) - math.log(p["tflop"]))
+            return (1 - w) * math.log(p["fid"]) + w * math.log(q["fid"])
+    raise ValueError(f"{x} TFLOP lies outside the curve")
+
+
+def _power_fit(curve: list[dict]) -> tuple[float, float]:
+    """(slope, intercept) of log FID against log TFLOP, least squares."""
+    xs, ys = [math.log(p["tflop"]) for p in curve], [math.log(p["fid"]) for p in curve]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return slope, my - slope * mx
+
+
+def crossover(records: list[dict], a: str = "baseline", b: str = "optimized", fit_points: int = 3) -> dict | None:
+    """At what training compute does ``b``'s FID curve pass below ``a``'s?
+
+    Both curves are the mean over seeds at each evaluated step, joined by straight lines in log-log (FID against
+    TFLOP). Where they cross inside the compute both reached, that is the answer (``"kind": "measured"``). Where
+    ``b`` is better wherever both were measured, the answer is "already at the start" (``"from_start"``). Where
+    ``b`` is still worse at the end, a power law FID = c·TFLOP^slope is fitted to each curve's last
+    ``fit_points`` points and the two fits are solved for their crossing (``"extrapolated"``: an extrapolation,
+    not a measurement); when ``b``'s fit does not fall faster than ``a``'s, no crossing lies ahead on these fits
+    (``"none_ahead"``). Mid-run points of a decaying learning rate are flagged (``mid_run``): they understate
+    what a run finished at that compute would reach, for both curves alike. None when a curve has < 2 points.
+    """
+    ca, cb = mean_curve(records, a), mean_curve(records, b)
+    if len(ca) < 2 or len(cb) < 2:
+        return None
+    lo, hi = max(ca[0]["tflop"], cb[0]["tflop"]), min(ca[-1]["tflop"], cb[-1]["tflop"])
+    out = {"a": a, "b": b, "seeds": {a: ca[0]["seeds"], b: cb[0]["seeds"]}, "overlap_tflop": [lo, hi],
+           "mid_run": not all(p["finished"] for p in ca + cb)}
+    if lo >= hi:
+        return {**out, "kind": "no_overlap"}
+    xs = sorted({p["tflop"] for p in ca + cb if lo <= p["tflop"] <= hi} | {lo, hi})
+    gaps = [(x, _loglog(cb, x) - _loglog(ca, x)) for x in xs]  # < 0: b has the lower FID there
+    out["fid_ratio_at_end"] = math.exp(gaps[-1][1])
+    if all(g < 0 for _, g in gaps):
+        return {**out, "kind": "from_start", "tflop": lo}
+    for (x0, g0), (x1, g1) in zip(gaps, gaps[1:]):
+        if g0 >= 0 > g1:  # b passes a between x0 and x1 (the last such pass counts if they cross twice)
+            out.update(kind="measured", tflop=math.exp(math.log(x0) + (math.log(x1) - math.log(x0)) * g0 / (g0 - g1)))
+    if out.get("kind") == "measured" and gaps[-1][1] < 0:
+        return out
+    sa, ia = _power_fit(ca[-fit_points:])
+    sb, ib = _power_fit(cb[-fit_points:])
+    out.update(fit={a: {"slope": sa, "points": len(ca[-fit_points:])}, b: {"slope": sb, "points": len(cb[-fit_points:])}})
+    if sb < sa:
+        return {**out, "kind": "extrapolated", "tflop": math.exp((ib - ia) / (sa - sb))}
+    return {**out, "kind": "none_ahead"}
+
+
 def summarize(name: str = "cpu") -> dict:
     """Both views per preset (mean ± sd over seeds): FID at equal steps (the reference steps: a finished run of
     that length where the study made one, else the budget run's point there) and at equal compute (each run's
@@ -284,6 +386,7 @@ def summarize(name: str = "cpu") -> dict:
     records, short = load_all(name), load_all(name, "steps")
     if not records:
         return {"rows": []}
+    per_step = seconds_per_step(name)
     settings = records[0]["settings"]
     ref_steps = settings["reference_steps"]
     rows = []
@@ -298,10 +401,22 @@ def summarize(name: str = "cpu") -> dict:
         for view, pts in (("equal_steps", finished_short or at_ref), ("equal_compute", at_end)):
             if pts:
                 row[view] = _view(pts)
+                if per_step and preset in per_step:  # minutes on an idle machine: steps x the bench's s/step
+                    row[view]["idle_minutes"] = row[view]["step"] * per_step[preset] / 60
         rows.append(row)
     out = {"name": name, "settings": settings, "rows": rows, "runs": len(records)}
     if short:
         out["equal_step_runs"] = len(short)
+    if per_step:
+        bench = json.loads(bench_file(name).read_text())
+        out["bench"] = {"hardware": bench.get("hardware"), "threads": bench.get("threads"),
+                        "device": bench.get("device"), "seconds_per_step": per_step}
+    cross = crossover(records)
+    if cross is not None:
+        if per_step and "tflop" in cross and "optimized" in per_step:
+            steps = cross["tflop"] * 1e3 / train_gflops("optimized")
+            cross["optimized_idle_minutes"] = steps * per_step["optimized"] / 60
+        out["crossover"] = cross
     atomic_write_text(study_dir(name) / "summary.json", json.dumps(out, indent=1))
     return out
 
