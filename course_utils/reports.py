@@ -11,6 +11,7 @@ import statistics
 from pathlib import Path
 
 from course_utils import plotting
+from course_utils.model.cost import train_gflops
 from course_utils.model.unet import LADDER, PRESETS, WIDTH_STEPS
 from course_utils.errors import CourseError
 from course_utils.stats import pooled_sd
@@ -267,6 +268,35 @@ def crossover_text(summary: dict) -> str:
     mid = (" The curves include mid-run points of a decaying learning rate (labelled * in the table): they are not "
            "what a run finished at that compute would reach." if c.get("mid_run") else "")
     return f"**Crossover** ({seeds}; mean FID joined in log-log): {say}.{mid}\n"
+
+
+def study_progress(name: str = "cpu") -> str:
+    """Where study ``name`` stands: every run of its plan, in the plan's order, with each evaluation made so far
+    (step: FID; * a mid-run point of a decaying learning rate), and how many runs are finished."""
+    st = compute.get_study(name)
+    finished, todo = compute.progress_of(st.name)
+    rows = []
+    for preset, seed, kind in map(compute._entry, st.plan):
+        rec = compute.load_run(preset, seed, st.name, kind)
+        spec = st.spec(preset, seed, kind)
+        evals = ", ".join(f"{p['step']:,}: {p['fid']:.1f}" + ("*" if p.get("finished") is False else "")
+                          for p in rec["points"]) if rec else ""
+        state = ("finished" if (preset, seed, kind) in [compute._entry(f) for f in finished]
+                 else "under way" if rec else "to do")
+        rows.append([spec.label, seed, f"{spec.steps:,}", f"{spec.steps * train_gflops(preset) / 1e3:.0f}", state,
+                     evals or "—"])
+    head = ["run", "seed", "steps", "TFLOP", "state", "FID at each evaluation so far (step: FID)"]
+    return (f"{len(finished)} of {len(finished) + len(todo)} runs of the plan finished.\n\n" + table(head, rows, "lrrrl")
+            + "\nA * marks a mid-run point: the learning rate had not finished its decay there. A `-NNNNsteps` run is "
+              "the finished equal-step run. Evaluations: Fashion-FID of the EMA weights, n = "
+            + f"{st.evaluation['n']}, {st.evaluation['sampler'].upper()} {st.evaluation['steps']} steps.\n")
+
+
+def write_progress(name: str = "cpu") -> Path:
+    """results/study/<name>/progress.md: :func:`study_progress`."""
+    f = compute.study_dir(compute.get_study(name).name) / "progress.md"
+    atomic_write_text(f, study_progress(name))
+    return f
 
 
 def write_study(name: str = "cpu") -> dict | None:

@@ -214,6 +214,17 @@ def test_the_results_hold_the_current_study_verdicts():
     assert _block("results/study/cpu/verdicts.md") == (compute.study_dir("cpu") / "verdicts.md").read_text().strip()
 
 
+def test_the_best_recipe_studys_progress_is_its_runs():
+    """progress.md (rewritten by the study after each evaluation) lists what results/study/cpu-best-recipe/runs/ holds,
+    and docs/results.md includes it."""
+    text = reports.study_progress("cpu-best-recipe")
+    assert (compute.study_dir("cpu-best-recipe") / "progress.md").read_text() == text
+    assert _block("results/study/cpu-best-recipe/progress.md") == text.strip()
+    finished, todo = compute.progress_of("cpu-best-recipe")
+    assert text.startswith(f"{len(finished)} of {len(finished) + len(todo)} runs of the plan finished")
+    assert ("optimized", 0) in finished and "| optimized | 0 | 3,000 | 307 | finished |" in text
+
+
 def test_the_results_hold_the_first_studys_crossover():
     summary = compute.load_summary("cpu")
     assert summary["crossover"] == compute.crossover(compute.load_all("cpu"))

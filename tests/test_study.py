@@ -47,13 +47,14 @@ def tiny(name, **changes):
 @pytest.mark.slow
 def test_a_tiny_study_is_resumable_and_summarized(tiny_study):
     st = tiny("t")
-    rec = compute.run_one("optimized", 0, st, progress=False, device="cpu")
-    assert [p["step"] for p in rec["points"]] == [2, 4]
+    calls = []
+    rec = compute.run_one("optimized", 0, st, progress=False, device="cpu", after_point=lambda: calls.append(1))
+    assert [p["step"] for p in rec["points"]] == [2, 4] and len(calls) == 2  # told after each saved evaluation
     assert rec["points"][1]["train_tflop"] == pytest.approx(4 * 102.48 / 1e3, rel=1e-3)
     saved = json.loads((tiny_study / "results" / "t" / "runs" / "optimized-seed0.json").read_text())
     assert saved["points"][1]["weights"] == "ema" and saved["points"][1]["sampler"] == "ddim"
-    again = compute.run_one("optimized", 0, st, progress=False, device="cpu")  # nothing trained or evaluated again
-    assert again["points"] == rec["points"]
+    again = compute.run_one("optimized", 0, st, progress=False, device="cpu", after_point=lambda: calls.append(1))
+    assert again["points"] == rec["points"] and len(calls) == 2  # nothing trained or evaluated again
     base = compute.run_one("baseline", 0, st, progress=False, device="cpu")
     assert base["steps"] == st.steps_for("baseline") and base["points"][-1]["step"] == base["steps"]
     out = compute.summarize("t")

@@ -72,6 +72,7 @@ def cmd_study(args) -> int:
     if args.summary:
         out = co.summarize(st.name)
         reports.write_study(st.name)
+        reports.write_progress(st)
     else:
         plan = None
         if args.only:
@@ -82,9 +83,13 @@ def cmd_study(args) -> int:
                     raise CourseError(f"--only {item!r}: write PRESET, PRESET:SEED or PRESET:SEED:steps (the "
                                       "finished equal-step run), e.g. baseline:1 or baseline:0:steps.")
                 plan.append((preset, int(seed), kind))
-        out = co.study(st, plan=plan, max_runs=args.max_runs, device=args.device,
-                       after_run=lambda _: reports.write_study(st.name))
-        reports.write_study(st.name)
+        def after_run(_):
+            reports.write_study(st.name)
+            reports.write_progress(st)
+
+        out = co.study(st, plan=plan, max_runs=args.max_runs, device=args.device, after_run=after_run,
+                       after_point=lambda: reports.write_progress(st))
+        after_run(out)
     print(reports.study_table(out) if out["rows"] else "no finished milestone yet")
     if out.get("crossover"):
         print(reports.crossover_text(out))
@@ -191,7 +196,8 @@ def _add_study(sub) -> None:
     s.add_argument("--only", nargs="+", metavar="PRESET[:SEED[:steps]]",
                    help="make only these runs (default: the whole plan); :steps is the finished equal-step run")
     s.add_argument("--max-runs", type=positive, help="stop after starting this many runs (the rest: next time)")
-    s.add_argument("--summary", action="store_true", help="only rewrite summary.json, table.md and curves.png")
+    s.add_argument("--summary", action="store_true",
+                   help="only rewrite summary.json, table.md, verdicts.md, crossover.md, curves.png and progress.md")
     s.add_argument("--bench", action="store_true",
                    help="only time a training step of every preset of the study (a few minutes; run it on an "
                         "otherwise idle machine) into results/study/NAME/bench.json: the table's idle minutes and "

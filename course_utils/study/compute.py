@@ -164,9 +164,10 @@ def _new_record(study: Study, preset: str, seed: int, kind: str, spec: RunSpec) 
 
 
 def run_one(preset: str, seed: int, name: str | Study = "cpu", kind: str = "budget", progress: bool = True,
-            device=None) -> dict:
+            device=None, after_point=None) -> dict:
     """Train one run of ``preset`` (seed ``seed``) of study ``name`` in segments, evaluating at every milestone;
-    resumable, and a stored evaluation is reused only under the one cache rule."""
+    resumable, and a stored evaluation is reused only under the one cache rule. ``after_point()`` is called after
+    each evaluation is saved."""
     study = get_study(name)
     spec = study.spec(preset, seed, kind)
     settings = study.eval_settings()
@@ -185,6 +186,8 @@ def run_one(preset: str, seed: int, name: str | Study = "cpu", kind: str = "budg
                  "eval": settings.to_dict()}
         record["points"] = sorted([p for p in record["points"] if p["step"] != m] + [point], key=lambda p: p["step"])
         save_record(path, record)
+        if after_point is not None:
+            after_point()
         if progress:
             print(f"{spec.label} seed {seed} step {m}{'' if point['finished'] else ' (mid-run)'}: FID "
                   f"{point['fid']:.2f} (floor {point['fid_floor']:.2f}), {point['train_tflop']:.1f} TFLOP, "
@@ -227,9 +230,10 @@ def _entry(item) -> tuple[str, int, str]:
 
 
 def study(name: str | Study = "cpu", plan: list | None = None, max_runs: int | None = None,
-          progress: bool = True, device=None, after_run=None) -> dict:
+          progress: bool = True, device=None, after_run=None, after_point=None) -> dict:
     """Make (or continue) every run of ``plan`` (default: the study's own) in order, then summarize what is there;
-    ``after_run(summary)`` is called after each run (the command line draws the tables there)."""
+    ``after_run(summary)`` is called after each run (the command line draws the tables there), ``after_point()``
+    after each evaluation (the command line rewrites progress.md there)."""
     st = get_study(name)
     made = 0
     for preset, seed, kind in map(_entry, plan or st.plan):
@@ -239,7 +243,7 @@ def study(name: str | Study = "cpu", plan: list | None = None, max_runs: int | N
             continue
         if max_runs is not None and made >= max_runs:
             break
-        run_one(preset, seed, st, kind, progress, device)
+        run_one(preset, seed, st, kind, progress, device, after_point)
         if kind == "budget":
             save_samples(preset, seed, st.name)
         made += 1
