@@ -4,6 +4,8 @@ import math
 
 import pytest
 
+import course_utils as cu
+
 from course_utils import reports
 from course_utils.evaluation import samplers
 from course_utils.study import compute
@@ -74,6 +76,16 @@ def test_a_tiny_study_is_resumable_and_summarized(tiny_study):
     assert rows["baseline"]["equal_compute"]["idle_minutes"] == pytest.approx(base["steps"] * per_step["baseline"] / 60)
     assert "idle min" in (tiny_study / "results" / "t" / "table.md").read_text()
     assert out["crossover"]["a"] == "baseline" and out["crossover"]["overlap_tflop"][0] > 0
+    # best-cpu re-chosen from a study: the finished runs within the minutes, lowest FID first, and a why naming it
+    from course_utils.study import best
+    cands = best.study_candidates("t", max_minutes=1e6)
+    assert {(c["preset"], c["steps"]) for c in cands} == {("optimized", 4), ("baseline", base["steps"])}
+    assert [c["fid"] for c in cands] == sorted(c["fid"] for c in cands)
+    choice = best.study_choice("t", max_minutes=1e6)
+    assert choice["recipe"]["preset"] == cands[0]["preset"] and choice["recipe"]["steps"] == cands[0]["steps"]
+    assert f"results/study/t: {cands[0]['preset']}, {cands[0]['steps']:,} steps" in choice["why"]
+    with pytest.raises(cu.CourseError, match="no finished run"):
+        best.study_choice("t", max_minutes=1e-9)
     with pytest.raises(Exception, match="other settings"):
         compute.run_one("optimized", 0, tiny("t", reference_steps=8), progress=False, device="cpu")
 

@@ -98,9 +98,22 @@ def cmd_study(args) -> int:
 
 
 def cmd_best_cpu(args) -> int:
-    recipe = {**(be.COND if args.conditional else be.BEST), **({"steps": args.steps} if args.steps else {})}
+    why = None
+    if args.from_study:
+        if args.conditional or args.steps:
+            raise CourseError("--from-study chooses the preset and the steps itself. Fix: leave out --conditional "
+                              "and --steps.")
+        choice = be.study_choice(args.from_study)
+        print(reports.table(["preset", "steps", "run", "seeds", "FID", "idle min"],
+                            [[r["preset"], f"{r['steps']:,}", r["kind"], r["seeds"],
+                              reports.cell(r["fid"], r["fid_sd"] if r["fid_sd"] is not None else float("nan")),
+                              f"{r['idle_minutes']:.1f}"] for r in choice["candidates"]], "lrlrrr"))
+        print(f"chosen: {choice['why']}")
+        recipe, why = choice["recipe"], choice["why"]
+    else:
+        recipe = {**(be.COND if args.conditional else be.BEST), **({"steps": args.steps} if args.steps else {})}
     be.ship_best(recipe, n=args.n, checkpoints=args.checkpoints, command=args.command_line, device=args.device,
-              name=be.COND_NAME if args.conditional else be.NAME)
+                 name=be.COND_NAME if args.conditional else be.NAME, why=why)
     return 0
 
 
@@ -242,6 +255,10 @@ def _add_best_cpu(sub) -> None:
                                                   f"needs runs/{be.NAME}/ moved away)")
     s.add_argument("-n", type=positive, default=be.N, help=f"evaluation samples (default {be.N})")
     s.add_argument("--checkpoints", metavar="DIR", help="where to write the checkpoint (default checkpoints/)")
+    s.add_argument("--from-study", nargs="?", const=be.STUDY, metavar="STUDY",
+                   help=f"choose the preset and steps from a study instead (default {be.STUDY}): the finished run "
+                        f"with the lowest FID among those that train within {be.MAX_MINUTES} min on the study's "
+                        "benchmarked idle machine (it needs the study's bench.json); the manifest's why names it")
     s.add_argument("--conditional", action="store_true",
                    help=f"train {be.COND['preset']} (class labels, context dropout 0.1) with the same recipe instead, "
                         f"in runs/{be.COND_NAME}/, and ship it as checkpoints/{be.COND_NAME}.safetensors with a "
