@@ -209,11 +209,15 @@ def study_curves(records: list[dict], per_step: dict | None = None, cross: dict 
         if per_step:
             xs.append([s * per_step[preset] / 60 for s in steps] if preset in per_step else None)
         label = f"{preset} ({len(mine)} seed{'s' if len(mine) > 1 else ''})"
+        mid = [i for i, s in enumerate(steps) if not all(compute.point_at(r, s).get("finished", True) for r in mine)]
         for ax, x in zip(axes, xs):
             if x is None:
                 continue
             ax.plot(x, mean, "o--" if preset in compute.WIDTH_PARTS else "o-", color=colors[k % len(colors)],
                     label=label, ms=3)
+            if mid:  # a mid-run point of a decaying learning rate: drawn hollow
+                ax.plot([x[i] for i in mid], [mean[i] for i in mid], "o", ms=3, color=colors[k % len(colors)],
+                        markerfacecolor="white")
             if len(mine) > 1:
                 ax.fill_between(x, [min(f) for f in fids], [max(f) for f in fids], color=colors[k % len(colors)],
                                 alpha=0.15)
@@ -228,6 +232,15 @@ def study_curves(records: list[dict], per_step: dict | None = None, cross: dict 
         axes[1].annotate(f"optimized passes baseline\n≈ {cross['tflop']:.0f} TFLOP", (cross["tflop"], floor),
                          xytext=(4, 8), textcoords="offset points", fontsize=7)
     axes[0].set_ylabel("Fashion-FID (EMA weights)")
+    if any(p.get("finished") is False for r in records for p in r["points"]):
+        axes[-1].plot([], [], "o", ms=3, color="grey", markerfacecolor="white",
+                      label="hollow: a mid-run point\n(learning rate not yet decayed)")
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+    for ax in axes:  # plain numbers on the log axes (no 6x10^1), majors only on x where minors would collide
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}"[0] in "2345" else ""))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
     axes[-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     axes[0].set_title("equal steps: what an idea does to the network", fontsize=9)
     axes[1].set_title("equal compute: what it is worth on a machine", fontsize=9)
