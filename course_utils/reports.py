@@ -74,6 +74,39 @@ def steps_of_ladder(summary: dict) -> list[dict]:
     return out
 
 
+def extra_seed_plan(summary: dict) -> list[tuple]:
+    """The extra seeds a study's verdicts still need, as plan entries (preset, seed, kind), in ladder order:
+    seed 1 of every rung (or width part) whose change lies within two pooled spreads of the threshold of two
+    spreads (so |change| <= 4 spreads: one more seed could flip its verdict) -- its budget run for the equal-compute
+    view, its finished equal-step run for the equal-step view (its budget run under a constant learning rate) --
+    and seed 1 of every leave-one-out preset whose
+    effect (its FID minus ``optimized``'s at equal compute) is within the threshold. Rows that already have a
+    second seed, and steps whose spread is not measured yet, add nothing."""
+    rows = {r["preset"]: r for r in summary["rows"]}
+    spread = {v: run_spread(summary, v) for v in ("equal_steps", "equal_compute")}
+    # under a constant learning rate a budget run's point at the reference steps is finished: it serves both views
+    constant = summary["settings"]["recipe"].get("lr_schedule", "constant") == "constant"
+    plan: list[tuple] = []
+
+    def add(preset, kind, view):
+        kind = "budget" if constant else kind
+        if len((rows.get(preset) or {}).get(view, {}).get("fids", [])) < 2 and (preset, 1, kind) not in plan:
+            plan.append((preset, 1, kind))
+
+    for st in steps_of_ladder(summary):
+        for view, kind in (("equal_compute", "budget"), ("equal_steps", "steps")):
+            c, sd = st.get(view), spread[view]
+            if c and sd and abs(abs(c["change"]) - 2 * sd) <= 2 * sd:
+                add(st["to"], kind, view)
+    ref = (rows.get("optimized") or {}).get("equal_compute")
+    sd = spread["equal_compute"]
+    for preset, r in rows.items():
+        if PRESETS[preset].kind == "leave-one-out" and ref and sd and "equal_compute" in r:
+            if abs(r["equal_compute"]["fid"][0] - ref["fid"][0]) <= 2 * sd:
+                add(preset, "budget", "equal_compute")
+    return plan
+
+
 def difference(a: dict, b: dict, key: str = "fid") -> dict:
     """``b[key] - a[key]`` (two summary rows) with their combined seed spread and a rough verdict.
 

@@ -177,3 +177,23 @@ def test_the_first_study_has_no_measured_crossover_and_says_it_extrapolates():
     # optimized is still worse at the budget's edge: whatever the text says about beyond it is labelled a guess
     assert c["fid_ratio_at_end"] > 1 and c["kind"] in ("extrapolated", "none_ahead")
     assert c["overlap_tflop"][1] == pytest.approx(compute.CPU.budget_gflop() / 1e3, rel=1e-4)
+
+
+def test_the_extra_seeds_are_the_rungs_near_the_threshold_and_the_leave_one_outs_within_it():
+    summary = compute.load_summary("cpu")
+    sd = reports.run_spread(summary, "equal_compute"), reports.run_spread(summary, "equal_steps")
+    near = {st["to"] for st in reports.steps_of_ladder(summary)
+            if any(abs(abs(st[v]["change"]) - 2 * s) <= 2 * s for v, s in zip(("equal_compute", "equal_steps"), sd))}
+    single = {r["preset"] for r in summary["rows"] if len(r["seeds"]) == 1}
+    plan = reports.extra_seed_plan(summary)
+    # the first study's constant learning rate: a budget run serves both views, so no separate equal-step runs
+    assert plan and {k for _, _, k in plan} == {"budget"} and {s for _, s, _ in plan} == {1}
+    assert {p for p, _, _ in plan} == near & single and "groupnorm" not in near  # +27.8 and +35.7: far from it
+    # under a cosine schedule the equal-step view asks for the finished equal-step run; a leave-one-out preset
+    # within the threshold of optimized gets a second seed, one beyond it does not
+    rows = [{"preset": "optimized", "seeds": [0, 1, 2], "equal_compute": {"fid": [40.0, 2.0], "fids": [38.0, 40.0, 42.0]},
+             "equal_steps": {"fid": [40.0, 2.0], "fids": [38.0, 40.0, 42.0]}},
+            {"preset": "no_gelu", "seeds": [0], "equal_compute": {"fid": [43.0, float("nan")], "fids": [43.0]}},
+            {"preset": "no_residual", "seeds": [0], "equal_compute": {"fid": [60.0, float("nan")], "fids": [60.0]}}]
+    cos = {"settings": {"recipe": {"lr_schedule": "cosine"}}, "rows": rows}
+    assert reports.extra_seed_plan(cos) == [("no_gelu", 1, "budget")]

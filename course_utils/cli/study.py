@@ -75,6 +75,12 @@ def cmd_study(args) -> int:
         reports.write_progress(st)
     else:
         plan = None
+        if args.extra_seeds and args.only:
+            raise CourseError("--extra-seeds and --only both choose the runs. Fix: give one of them.")
+        if args.extra_seeds:
+            plan = reports.extra_seed_plan(co.summarize(st.name))
+            print("the extra seeds the verdicts need: " + (", ".join(f"{p}:{s}" + (":steps" if k == "steps" else "")
+                                                                     for p, s, k in plan) or "none"))
         if args.only:
             plan = []
             for item in args.only:
@@ -208,6 +214,9 @@ def _add_study(sub) -> None:
                                   "cpu-best-recipe)")
     s.add_argument("--only", nargs="+", metavar="PRESET[:SEED[:steps]]",
                    help="make only these runs (default: the whole plan); :steps is the finished equal-step run")
+    s.add_argument("--extra-seeds", action="store_true",
+                   help="make seed 1 of every rung whose change lies within two spreads of the verdict's threshold, "
+                        "and of every leave-one-out preset within the threshold (after the plan: it reads the summary)")
     s.add_argument("--max-runs", type=positive, help="stop after starting this many runs (the rest: next time)")
     s.add_argument("--summary", action="store_true",
                    help="only rewrite summary.json, table.md, verdicts.md, crossover.md, curves.png and progress.md")
