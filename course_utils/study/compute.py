@@ -300,7 +300,7 @@ def write_bench(name: str | Study = "cpu", repeats: int = 3, device=None) -> dic
     times these seconds per step. Run it on an otherwise idle machine. (The bench times the default schedule and
     epsilon-prediction: the network and so a step's cost are the same under the best recipe's v-prediction.)"""
     from course_utils.evaluation.bench import bench
-    result = bench(study_presets(name), repeats=repeats, samples=8, device=device)
+    result = bench(study_presets(name), repeats=repeats, samples=2, device=device)  # the study uses the training speed
     atomic_write_text(bench_file(get_study(name).name), json.dumps(result, indent=1))
     return result
 
