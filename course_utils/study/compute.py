@@ -354,8 +354,8 @@ def crossover(records: list[dict], a: str = "baseline", b: str = "optimized", fi
     ``b`` is still worse at the end, a power law FID = c·TFLOP^slope is fitted to each curve's last
     ``fit_points`` points and the two fits are solved for their crossing (``"extrapolated"``: an extrapolation,
     not a measurement); when ``b``'s fit does not fall faster than ``a``'s, no crossing lies ahead on these fits
-    (``"none_ahead"``). Mid-run points of a decaying learning rate are flagged (``mid_run``): they understate
-    what a run finished at that compute would reach, for both curves alike. None when a curve has < 2 points.
+    (``"none_ahead"``). Mid-run points of a decaying learning rate are flagged (``mid_run``): they are not what a
+    run finished at that compute would reach. None when a curve has < 2 points.
     """
     ca, cb = mean_curve(records, a), mean_curve(records, b)
     if len(ca) < 2 or len(cb) < 2:
