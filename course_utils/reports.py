@@ -321,13 +321,14 @@ def study_progress(name: str = "cpu") -> str:
     (step: FID; * a mid-run point of a decaying learning rate), and how many runs are finished."""
     st = compute.get_study(name)
     finished, todo = compute.progress_of(st.name)
+    done = {compute._entry(f) for f in finished}
     rows = []
     for preset, seed, kind in map(compute._entry, st.plan):
         rec = compute.load_run(preset, seed, st.name, kind)
         spec = st.spec(preset, seed, kind)
         evals = ", ".join(f"{p['step']:,}: {p['fid']:.1f}" + ("*" if p.get("finished") is False else "")
                           for p in rec["points"]) if rec else ""
-        state = ("finished" if (preset, seed, kind) in [compute._entry(f) for f in finished]
+        state = ("finished" if (preset, seed, kind) in done
                  else "under way" if rec else "to do")
         rows.append([spec.label, seed, f"{spec.steps:,}", f"{spec.steps * train_gflops(preset) / 1e3:.0f}", state,
                      evals or "—"])

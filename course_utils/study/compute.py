@@ -305,12 +305,16 @@ def write_bench(name: str | Study = "cpu", repeats: int = 3, device=None) -> dic
     return result
 
 
-def seconds_per_step(name: str = "cpu") -> dict[str, float] | None:
-    """{preset: seconds per training step} from the study's bench.json, or None when there is none."""
+def load_bench(name: str = "cpu") -> dict | None:
+    """The study's bench.json (``write_bench``), or None when there is none."""
     f = bench_file(name)
-    if not f.is_file():
-        return None
-    return {r["name"]: 1 / r["train_steps_per_s"] for r in json.loads(f.read_text())["presets"]}
+    return json.loads(f.read_text()) if f.is_file() else None
+
+
+def seconds_per_step(name: str = "cpu", bench: dict | None = None) -> dict[str, float] | None:
+    """{preset: seconds per training step} from the study's bench.json (or ``bench``), or None when there is none."""
+    bench = bench or load_bench(name)
+    return None if bench is None else {r["name"]: 1 / r["train_steps_per_s"] for r in bench["presets"]}
 
 
 def mean_curve(records: list[dict], preset: str) -> list[dict]:
@@ -390,7 +394,8 @@ def summarize(name: str = "cpu") -> dict:
     records, short = load_all(name), load_all(name, "steps")
     if not records:
         return {"rows": []}
-    per_step = seconds_per_step(name)
+    bench = load_bench(name)
+    per_step = seconds_per_step(name, bench)
     settings = records[0]["settings"]
     ref_steps = settings["reference_steps"]
     rows = []
@@ -412,7 +417,6 @@ def summarize(name: str = "cpu") -> dict:
     if short:
         out["equal_step_runs"] = len(short)
     if per_step:
-        bench = json.loads(bench_file(name).read_text())
         out["bench"] = {"hardware": bench.get("hardware"), "threads": bench.get("threads"),
                         "device": bench.get("device"), "seconds_per_step": per_step}
     cross = crossover(records)
