@@ -197,3 +197,42 @@ def test_the_extra_seeds_are_the_rungs_near_the_threshold_and_the_leave_one_outs
             {"preset": "no_residual", "seeds": [0], "equal_compute": {"fid": [60.0, float("nan")], "fids": [60.0]}}]
     cos = {"settings": {"recipe": {"lr_schedule": "cosine"}}, "rows": rows}
     assert reports.extra_seed_plan(cos) == [("no_gelu", 1, "budget")]
+
+
+def _choose(monkeypatch, groups: dict, per_step: dict, max_minutes: float = 30):
+    """best.study_choice over finished end points given as {(preset, steps, kind): [FIDs]} (the decision only; the
+    runs behind them are the real study's business)."""
+    from course_utils.study import best
+    monkeypatch.setattr(best, "_groups", lambda name: groups)
+    monkeypatch.setattr(best, "_per_step", lambda name: per_step)
+    return best.study_choice("cpu-best-recipe", max_minutes)
+
+
+def test_best_cpu_is_replaced_only_by_a_run_within_the_minutes_that_beats_it_by_two_spreads(monkeypatch, tmp_path):
+    from course_utils.study import best
+    per_step = {"optimized": 0.66, "baseline": 0.072, "gelu": 0.5}  # seconds per step
+    inc = ("optimized", 3000, "budget")  # today's best-cpu: 33 min on this clock, over the 30
+    # a candidate 5 FID better, with a pooled spread of 0.7 (threshold 1.4), replaces it, and the why names its row
+    c = _choose(monkeypatch, {inc: [35.0, 36.0], ("gelu", 3000, "steps"): [30.0, 31.0]}, per_step)
+    assert not c["keep"] and c["recipe"]["preset"] == "gelu" and c["recipe"]["overrides"]["prediction"] == "v"
+    assert "gelu, 3,000 steps (its finished equal-step run), FID 30.5 ± 0.7 over 2 seeds" in c["why"]
+    assert "beats today's best-cpu (35.5)" in c["why"] and c["row"]["idle_minutes"] == pytest.approx(25.0)
+    # one within two spreads keeps today's best-cpu, whose row the why names
+    c = _choose(monkeypatch, {inc: [35.0, 36.0], ("gelu", 3000, "steps"): [34.0, 35.0]}, per_step)
+    assert c["keep"] and c["recipe"] == best.BEST and c["row"]["preset"] == "optimized"
+    assert c["why"].startswith("kept: today's best-cpu is results/study/cpu-best-recipe's row optimized, 3,000 steps")
+    assert "within two seed-to-seed spreads (1.4)" in c["why"]
+    # a worse one keeps it too, and says it is worse
+    c = _choose(monkeypatch, {inc: [35.0, 36.0], ("baseline", 3000, "steps"): [54.0, 55.0]}, per_step)
+    assert c["keep"] and "baseline at 3,000 steps (54.5, 3.6 min), is worse (+19.0 FID)" in c["why"]
+    # nothing within the minutes: a clear error
+    with pytest.raises(cu.CourseError, match="no finished run .* within 30 min"):
+        _choose(monkeypatch, {inc: [35.0, 36.0]}, per_step)
+    # a kept choice is written into the shipped manifest without retraining; a manifest of another recipe is refused
+    (tmp_path / "best-cpu.json").write_text(json.dumps({"recipe": best.BEST, "why": "old"}))
+    f = best.name_study_row(c, tmp_path)
+    m = json.loads(f.read_text())
+    assert m["why"] == c["why"] and m["study_row"]["preset"] == "optimized" and m["recipe"] == best.BEST
+    (tmp_path / "best-cpu.json").write_text(json.dumps({"recipe": {**best.BEST, "steps": 10}, "why": "old"}))
+    with pytest.raises(cu.CourseError, match="another recipe"):
+        best.name_study_row(c, tmp_path)

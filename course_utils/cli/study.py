@@ -104,7 +104,7 @@ def cmd_study(args) -> int:
 
 
 def cmd_best_cpu(args) -> int:
-    why = None
+    why = row = None
     if args.from_study:
         if args.conditional or args.steps:
             raise CourseError("--from-study chooses the preset and the steps itself. Fix: leave out --conditional "
@@ -114,12 +114,16 @@ def cmd_best_cpu(args) -> int:
                             [[r["preset"], f"{r['steps']:,}", r["kind"], r["seeds"],
                               reports.cell(r["fid"], r["fid_sd"] if r["fid_sd"] is not None else float("nan")),
                               f"{r['idle_minutes']:.1f}"] for r in choice["candidates"]], "lrlrrr"))
+        if choice["keep"]:
+            f = be.name_study_row(choice, args.checkpoints)
+            print(f"{choice['why']}.\nNothing to retrain: {f} now names its study row.")
+            return 0
         print(f"chosen: {choice['why']}")
-        recipe, why = choice["recipe"], choice["why"]
+        recipe, why, row = choice["recipe"], choice["why"], choice["row"]
     else:
         recipe = {**(be.COND if args.conditional else be.BEST), **({"steps": args.steps} if args.steps else {})}
     be.ship_best(recipe, n=args.n, checkpoints=args.checkpoints, command=args.command_line, device=args.device,
-                 name=be.COND_NAME if args.conditional else be.NAME, why=why)
+                 name=be.COND_NAME if args.conditional else be.NAME, why=why, study_row=row)
     return 0
 
 
@@ -267,7 +271,9 @@ def _add_best_cpu(sub) -> None:
     s.add_argument("--from-study", nargs="?", const=be.STUDY, metavar="STUDY",
                    help=f"choose the preset and steps from a study instead (default {be.STUDY}): the finished run "
                         f"with the lowest FID among those that train within {be.MAX_MINUTES} min on the study's "
-                        "benchmarked idle machine (it needs the study's bench.json); the manifest's why names it")
+                        "benchmarked idle machine (it needs the study's bench.json). It replaces today's best-cpu only if its "
+                        "FID is lower by more than two seed-to-seed spreads; otherwise the manifest is kept and only "
+                        "its why and study_row are rewritten to name today's recipe's row of the study")
     s.add_argument("--conditional", action="store_true",
                    help=f"train {be.COND['preset']} (class labels, context dropout 0.1) with the same recipe instead, "
                         f"in runs/{be.COND_NAME}/, and ship it as checkpoints/{be.COND_NAME}.safetensors with a "

@@ -21,6 +21,7 @@ from course_utils.paths import checkpoint_dir, relative
 from course_utils.study import compute
 from course_utils.study.runspec import Recipe, RunSpec, metrics_of, score
 from course_utils.study.ship import base_manifest
+from course_utils.stats import pooled_sd
 from course_utils.system import atomic_write_text
 from course_utils.train import STEPS_PER_EPOCH, recompute_batchnorm
 
@@ -39,50 +40,109 @@ SHIPPED_EVAL = EvalSettings(n=N, sampler="ddpm", steps=None, eta=0.0)
 STUDY = "cpu-best-recipe"  # the study best-cpu is chosen from (python -m course_utils study --recipe best)
 
 
-def study_candidates(name: str = STUDY, max_minutes: float = MAX_MINUTES) -> list[dict]:
-    """Every finished run length of study ``name`` (mean FID over its seeds) that trains within ``max_minutes`` on
-    the study's benchmarked idle machine (its steps x ``study --bench``'s seconds per step), lowest FID first. Only
-    a run's finished end point counts: a mid-run point of a decaying learning rate is not what a run of that
-    length would reach."""
-    per_step = compute.seconds_per_step(name)
-    if per_step is None:
-        raise CourseError(f"results/study/{name}/bench.json is missing: the minutes of each run come from it. Fix: "
-                          f"python -m course_utils study --name {name} --bench (on an otherwise idle machine).")
+def _groups(name: str) -> dict:
+    """{(preset, steps, kind): [FID of each seed's finished end point]} of study ``name``. Only a run's finished end
+    point counts: a mid-run point of a decaying learning rate is not what a run of that length would reach."""
     groups: dict = {}
     for rec in compute.load_all(name, None):
         end = compute.point_at(rec, rec["steps"])
         if end is not None and end.get("finished", True):
             groups.setdefault((rec["preset"], rec["steps"], rec.get("kind", "budget")), []).append(end["fid"])
-    rows = []
-    for (preset, steps, kind), fids in groups.items():
-        if preset not in per_step:
-            continue
-        minutes = steps * per_step[preset] / 60
-        if minutes <= max_minutes:
-            rows.append({"preset": preset, "steps": steps, "kind": kind, "seeds": len(fids),
-                         "fid": statistics.fmean(fids), "fid_sd": statistics.stdev(fids) if len(fids) > 1 else None,
-                         "idle_minutes": minutes})
-    return sorted(rows, key=lambda r: r["fid"])
+    return groups
 
 
-def study_choice(name: str = STUDY, max_minutes: float = MAX_MINUTES) -> dict:
-    """best-cpu's recipe re-chosen from study ``name``: the candidate with the lowest FID, as a recipe dict with
-    the study's own training and diffusion settings, and a ``why`` that names the study's row it came from."""
+def _row(key: tuple, fids: list, per_step: dict) -> dict:
+    preset, steps, kind = key
+    return {"preset": preset, "steps": steps, "kind": kind, "seeds": len(fids), "fid": statistics.fmean(fids),
+            "fid_sd": statistics.stdev(fids) if len(fids) > 1 else None,
+            "idle_minutes": steps * per_step[preset] / 60 if preset in per_step else None}
+
+
+def _per_step(name: str) -> dict:
+    per_step = compute.seconds_per_step(name)
+    if per_step is None:
+        raise CourseError(f"results/study/{name}/bench.json is missing: the minutes of each run come from it. Fix: "
+                          f"python -m course_utils study --name {name} --bench (on an otherwise idle machine).")
+    return per_step
+
+
+def study_candidates(name: str = STUDY, max_minutes: float = MAX_MINUTES) -> list[dict]:
+    """Every finished run length of study ``name`` (mean FID over its seeds) that trains within ``max_minutes`` on
+    the study's benchmarked idle machine (its steps x ``study --bench``'s seconds per step), lowest FID first.
+    The minutes are those of the machine the study ran on, not of the machine that trained best-cpu: a study's
+    runs are only comparable on one clock."""
+    per_step = _per_step(name)
+    rows = [_row(k, f, per_step) for k, f in _groups(name).items()]
+    return sorted((r for r in rows if r["idle_minutes"] is not None and r["idle_minutes"] <= max_minutes),
+                  key=lambda r: r["fid"])
+
+
+def _how(st, row: dict) -> str:
+    sd = f" ± {row['fid_sd']:.1f}" if row["fid_sd"] is not None else ""
+    run = "its finished equal-step run" if row["kind"] == "steps" else "its run to the study budget"
+    return (f"{row['preset']}, {row['steps']:,} steps ({run}), FID {row['fid']:.1f}{sd} over {row['seeds']} "
+            f"seed{'s' if row['seeds'] > 1 else ''} at n = {st.evaluation['n']} ({st.evaluation['sampler'].upper()} "
+            f"{st.evaluation['steps']} steps), {row['idle_minutes']:.1f} min on the study's benchmarked idle machine")
+
+
+def study_choice(name: str = STUDY, max_minutes: float = MAX_MINUTES, incumbent: dict = BEST) -> dict:
+    """best-cpu re-chosen from study ``name``: the candidate with the lowest FID (:func:`study_candidates`), as a
+    recipe dict with the study's own training and diffusion settings, and a ``why`` that names the study's row.
+
+    The candidate replaces today's best-cpu (``incumbent``, whose row in the study is found by preset and steps)
+    only if its mean FID is lower by more than two pooled seed-to-seed spreads (the course's verdict rule). If
+    not, ``keep`` is True, the recipe is the incumbent's and the ``why`` says so, naming the incumbent's row."""
+    st, per_step = compute.get_study(name), _per_step(name)
+    groups = _groups(name)
     rows = study_candidates(name, max_minutes)
     if not rows:
-        raise CourseError(f"no finished run of results/study/{name} trains within {max_minutes} min. Fix: let the "
+        raise CourseError(f"no finished run of results/study/{name} trains within {max_minutes:g} min. Fix: let the "
                           "study finish more runs (python -m course_utils study --recipe best).")
-    st, win = compute.get_study(name), rows[0]
+    inc_key = min((k for k in groups if k[:2] == (incumbent["preset"], incumbent["steps"])),
+                  key=lambda k: k[2] != "budget", default=None)
+    inc = _row(inc_key, groups[inc_key], per_step) if inc_key else None
+    spread = pooled_sd(list(groups.values()))
+    win = rows[0]
     r = st.recipe
     recipe = {"preset": win["preset"], "steps": win["steps"], "lr": r["lr"], "lr_schedule": r.get("lr_schedule", "constant"),
               "batch_size": r["batch_size"], "ema": r["ema"], "overrides": dict(st.overrides)}
-    sd = f" ± {win['fid_sd']:.1f}" if win["fid_sd"] is not None else ""
-    why = (f"the lowest FID within {max_minutes:g} min of 2-core training in results/study/{name}: "
-           f"{win['preset']}, {win['steps']:,} steps ({'its finished equal-step run' if win['kind'] == 'steps' else 'its run to the study budget'}), "
-           f"FID {win['fid']:.1f}{sd} over {win['seeds']} seed{'s' if win['seeds'] > 1 else ''} at n = "
-           f"{st.evaluation['n']} ({st.evaluation['sampler'].upper()} {st.evaluation['steps']} steps), "
-           f"{win['idle_minutes']:.1f} min on the study's benchmarked idle machine")
-    return {"recipe": recipe, "why": why, "row": win, "candidates": rows}
+    thr = None if spread is None else 2 * spread
+    same = inc is not None and (win["preset"], win["steps"]) == (inc["preset"], inc["steps"])
+    beats = inc is None or same or (thr is not None and inc["fid"] - win["fid"] > thr)
+    if beats:
+        why = (f"the lowest FID within {max_minutes:g} min of 2-core training in results/study/{name}: "
+               + _how(st, win))
+        if inc is not None and not same:
+            why += f"; it beats today's best-cpu ({inc['fid']:.1f}) by more than two seed-to-seed spreads ({thr:.1f})"
+        return {"recipe": recipe, "why": why, "row": win, "candidates": rows, "keep": False, "incumbent": inc,
+                "threshold": thr}
+    diff = win["fid"] - inc["fid"]
+    if diff >= 0:
+        gap = f"is worse ({diff:+.1f} FID)"
+    elif thr is not None:
+        gap = f"is {diff:+.1f} FID against it, within two seed-to-seed spreads ({thr:.1f})"
+    else:
+        gap = f"is {diff:+.1f} FID against it, which cannot be judged yet (no seed-to-seed spread measured)"
+    why = (f"kept: today's best-cpu is results/study/{name}'s row " + _how(st, inc)
+           + f". The lowest FID within {max_minutes:g} min on that machine, {win['preset']} at {win['steps']:,} steps "
+           f"({win['fid']:.1f}, {win['idle_minutes']:.1f} min), {gap}")
+    return {"recipe": {**incumbent}, "why": why, "row": inc, "candidates": rows, "keep": True, "incumbent": inc,
+            "threshold": thr}
+
+
+def name_study_row(choice: dict, checkpoints: str | Path | None = None, name: str = NAME) -> Path:
+    """Write a kept choice (:func:`study_choice`, ``keep`` True) into the shipped manifest of ``name`` without
+    retraining: its ``why`` and ``study_row``. A manifest of another recipe is refused."""
+    f = (Path(checkpoints) if checkpoints else checkpoint_dir()) / f"{name}.json"
+    if not f.is_file():
+        raise CourseError(f"{relative(f)} is missing. Fix: python -m course_utils best-cpu (trains and ships it).")
+    m = json.loads(f.read_text())
+    if m.get("recipe") != choice["recipe"]:
+        raise CourseError(f"{relative(f)} was trained with another recipe than the one the study keeps. Fix: "
+                          "python -m course_utils best-cpu --from-study retrains it when the choice changes.")
+    m["why"], m["study_row"] = choice["why"], choice["row"]
+    atomic_write_text(f, json.dumps(m, indent=1) + "\n")
+    return f
 
 
 def spec_of(recipe: dict = BEST, name: str = NAME, folder: str | Path | None = None) -> RunSpec:
@@ -118,7 +178,7 @@ def _sweep(model, spec: RunSpec, how: dict, progress: bool) -> dict:
 def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = None,
               folder: str | Path | None = None, command: str = "python -m course_utils best-cpu",
               progress: bool = True, device=None, name: str = NAME, sweep: dict | None = None,
-              why: str | None = None) -> dict:
+              why: str | None = None, study_row: dict | None = None) -> dict:
     """Train the model ``name`` (best-cpu unless told), make BatchNorm statistics right for its EMA weights (if it
     has any), evaluate it on ``n`` samples and export it with its manifest. A class-conditional model is also
     swept over the guidance weights (``sweep``: guidance_sweep's arguments, default ``SWEEP``)."""
@@ -144,6 +204,7 @@ def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = 
          "metrics": {**metrics, "eval_seconds": round(seconds, 1)},
          "fid_to_floor": round(metrics["fid"] / metrics["fid_floor"], 2),
          "checkerboard_to_real": round(metrics["checkerboard"] / metrics["checkerboard_real"], 2),
+         **({"study_row": study_row} if study_row else {}),
          "run": relative(d), "file": dest.name, "bytes": dest.stat().st_size, "dtype": "float16", "weights": "ema"}
     if guided:
         m["guidance"] = guided
