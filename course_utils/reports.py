@@ -316,6 +316,79 @@ def crossover_text(summary: dict) -> str:
     return f"**Crossover** ({seeds}; mean FID joined in log-log): {say}.{mid}\n"
 
 
+def _setting(summary: dict) -> str:
+    """A study's diffusion and training settings in a few words."""
+    o, r = summary["settings"].get("overrides") or {}, summary["settings"]["recipe"]
+    diff = ("the original linear schedule, ε-prediction" if not o else
+            f"{o.get('schedule', 'linear')} schedule" + (" rescaled to zero terminal SNR" if o.get("zero_terminal_snr") else "")
+            + f", {o.get('prediction', 'eps')}-prediction".replace("eps-", "ε-"))
+    lr = "constant" if r.get("lr_schedule", "constant") == "constant" else f"{r['lr_schedule']} decay to 0 over each run"
+    return f"{diff}; Adam {r['lr']:g} ({lr})"
+
+
+def _pair(summary: dict, view: str, a: str = "baseline", b: str = "optimized") -> tuple[str, str, str]:
+    """``a``'s and ``b``'s FID in ``view`` (mean ± sd, seeds) and the change from ``a`` to ``b`` with its verdict."""
+    rows = {r["preset"]: r for r in summary["rows"]}
+    va, vb = rows.get(a, {}).get(view), rows.get(b, {}).get(view)
+
+    def fid(v):
+        return "—" if v is None else cell(*v["fid"]) + f" ({v['seeds']} seed{'s' if v['seeds'] > 1 else ''})"
+    change = ("—" if not (va and vb) else
+              f"{vb['fid'][0] - va['fid'][0]:+.1f}: {verdict(va, vb, run_spread(summary, view))}")
+    return fid(va), fid(vb), change
+
+
+def _crossing(summary: dict) -> str:
+    c = summary.get("crossover")
+    if not c:
+        return "—"
+    tf = f"about {c['tflop']:,.0f} TFLOP" if c.get("tflop") else ""
+    return {"measured": f"measured: {tf}" + (" (mid-run curves)" if c.get("mid_run") else ""),
+            "extrapolated": f"extrapolated: {tf}, beyond the budget",
+            "from_start": "before the first shared evaluation", "none_ahead": "none ahead on these curves",
+            }.get(c["kind"], "the curves share no compute")
+
+
+def studies_compared(first: str = "cpu", second: str = "cpu-best-recipe") -> str:
+    """What changed between two studies and what it did: their settings and budgets, ``baseline`` against
+    ``optimized`` in both views, the crossover, and every ladder step whose verdict differs. Says so when the
+    second study has no summary yet."""
+    s1, s2 = compute.load_summary(first), compute.load_summary(second)
+    if s1 is None:
+        raise CourseError(f"results/study/{first}/summary.json is missing. Fix: python -m course_utils study --name {first}")
+    if s2 is None:
+        finished, todo = compute.progress_of(second)
+        return (f"The study `{second}` has no summary yet ({len(finished)} of {len(finished) + len(todo)} runs of its "
+                f"plan finished; see results/study/{second}/progress.md), so there is nothing to compare yet.\n")
+    head = ["", f"`{first}`", f"`{second}`"]
+    budget = [f"{compute.Study('-', reference_steps=s['settings']['reference_steps']).budget_gflop() / 1e3:.0f} TFLOP "
+              f"({s['settings']['reference_steps']:,} `{s['settings']['reference']}` steps)" for s in (s1, s2)]
+    rows = [["diffusion and learning rate", _setting(s1), _setting(s2)], ["compute budget", *budget]]
+    for view, title in (("equal_compute", "at equal compute"), ("equal_steps", "at equal steps")):
+        p1, p2 = _pair(s1, view), _pair(s2, view)
+        rows += [[f"`baseline` {title}", p1[0], p2[0]], [f"`optimized` {title}", p1[1], p2[1]],
+                 [f"`optimized` − `baseline` {title}", p1[2], p2[2]]]
+    rows.append(["where `optimized` passes `baseline`", _crossing(s1), _crossing(s2)])
+    out = table(head, rows, "lll")
+    v1 = {(st["from"], st["to"]): st for st in steps_of_ladder(s1)}
+    changed, both = [], 0
+    for st in steps_of_ladder(s2):
+        old = v1.get((st["from"], st["to"]))
+        for view, title in (("equal_steps", "equal steps"), ("equal_compute", "equal compute")):
+            if old and old.get(view) and st.get(view):
+                both += 1
+                if old[view]["verdict"] != st[view]["verdict"]:
+                    changed.append(f"`{st['from']}` → `{st['to']}` at {title}: {old[view]['verdict']} → "
+                                   f"{st[view]['verdict']}")
+    say = ("no ladder step is measured in both yet" if not both else
+           f"{len(changed)} of the {both} verdicts measured in both differ" + (": " + "; ".join(changed) if changed else ""))
+    out += ("\nLadder steps (one per rung, in each view): " + say + ".\n"
+            "\nFID of the EMA weights, mean ± sd over seeds; a change counts when it exceeds two seed-to-seed spreads "
+            "of its own study. The schedule, the prediction target, the learning-rate decay and the budget all changed "
+            "together, so a difference between the columns cannot be pinned on any one of them.\n")
+    return out
+
+
 def study_progress(name: str = "cpu") -> str:
     """Where study ``name`` stands: every run of its plan, in the plan's order, with each evaluation made so far
     (step: FID; * a mid-run point of a decaying learning rate), and how many runs are finished."""
@@ -348,7 +421,8 @@ def write_progress(name: str = "cpu") -> Path:
 
 def write_study(name: str = "cpu") -> dict | None:
     """Render study ``name``'s saved summary: table.md, verdicts.md, crossover.md (where ``optimized`` passes
-    ``baseline``, once both have a curve) and curves.png beside its summary.json."""
+    ``baseline``, once both have a curve), compared.md (against the first study, for any other) and curves.png
+    beside its summary.json."""
     summary, records = compute.load_summary(name), compute.load_all(name)
     if not summary or not summary["rows"]:
         return summary
@@ -357,6 +431,8 @@ def write_study(name: str = "cpu") -> dict | None:
     atomic_write_text(folder / "verdicts.md", verdicts_table(summary))
     if summary.get("crossover"):
         atomic_write_text(folder / "crossover.md", crossover_text(summary))
+    if name != "cpu" and compute.load_summary("cpu"):  # what changed against the first study
+        atomic_write_text(folder / "compared.md", studies_compared("cpu", name))
     plotting.save(study_curves(records, compute.seconds_per_step(name), summary.get("crossover")),
                   folder / "curves.png")
     return summary

@@ -415,3 +415,19 @@ def test_notebook_08_what_to_remember_holds():
     assert b[0] < o[0]
     better = {i for i, s in steps.items() if s["equal_compute"]["verdict"] == "better"}
     assert better == {"extra_skip"} and "**The extra skip**, the only change measurably better" in sec
+
+
+def test_two_studies_are_compared_row_by_row():
+    """reports.studies_compared (compared.md of the best-recipe study, shown in notebook 08): each number is its
+    summary's, and a study without a summary says so instead of comparing."""
+    s = compute.load_summary("cpu")
+    rows = {r["preset"]: r for r in s["rows"]}
+    text = reports.studies_compared("cpu", "cpu")
+    for p in ("baseline", "optimized"):
+        v = rows[p]["equal_compute"]
+        assert f"| `{p}` at equal compute | {reports.cell(*v['fid'])} ({v['seeds']} seeds) |" in text
+    n = sum(("equal_steps" in st) + ("equal_compute" in st) for st in reports.steps_of_ladder(s))
+    assert f"0 of the {n} verdicts measured in both differ." in text and n >= 20
+    assert f"extrapolated: about {s['crossover']['tflop']:,.0f} TFLOP, beyond the budget" in text
+    assert "102 TFLOP (1,000 `optimized` steps)" in text and "ε-prediction; Adam 0.001 (constant)" in text
+    assert "has no summary yet" in reports.studies_compared("cpu", "no-such-study")

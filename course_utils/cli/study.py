@@ -104,7 +104,7 @@ def cmd_study(args) -> int:
 
 
 def cmd_best_cpu(args) -> int:
-    why = row = None
+    choice = None
     if args.from_study:
         if args.conditional or args.steps:
             raise CourseError("--from-study chooses the preset and the steps itself. Fix: leave out --conditional "
@@ -119,11 +119,11 @@ def cmd_best_cpu(args) -> int:
             print(f"{choice['why']}.\nNothing to retrain: {f} now names its study row.")
             return 0
         print(f"chosen: {choice['why']}")
-        recipe, why, row = choice["recipe"], choice["why"], choice["row"]
+        recipe = choice["recipe"]
     else:
         recipe = {**(be.COND if args.conditional else be.BEST), **({"steps": args.steps} if args.steps else {})}
     be.ship_best(recipe, n=args.n, checkpoints=args.checkpoints, command=args.command_line, device=args.device,
-                 name=be.COND_NAME if args.conditional else be.NAME, why=why, study_row=row)
+                 name=be.COND_NAME if args.conditional else be.NAME, chosen=choice)
     return 0
 
 

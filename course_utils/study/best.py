@@ -178,10 +178,11 @@ def _sweep(model, spec: RunSpec, how: dict, progress: bool) -> dict:
 def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = None,
               folder: str | Path | None = None, command: str = "python -m course_utils best-cpu",
               progress: bool = True, device=None, name: str = NAME, sweep: dict | None = None,
-              why: str | None = None, study_row: dict | None = None) -> dict:
+              chosen: dict | None = None) -> dict:
     """Train the model ``name`` (best-cpu unless told), make BatchNorm statistics right for its EMA weights (if it
     has any), evaluate it on ``n`` samples and export it with its manifest. A class-conditional model is also
-    swept over the guidance weights (``sweep``: guidance_sweep's arguments, default ``SWEEP``)."""
+    swept over the guidance weights (``sweep``: guidance_sweep's arguments, default ``SWEEP``). ``chosen`` (a
+    :func:`study_choice`) gives the manifest's ``why`` and ``study_row``."""
     model, hist, d = train_best(recipe, folder, progress, device, name=name)
     spec = spec_of(recipe, name, folder)
     point = score(spec, EvalSettings(n=n, sampler="ddpm", steps=None, eta=0.0), progress=progress, device=device)
@@ -196,7 +197,7 @@ def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = 
     m = {**base_manifest(recipe["preset"], command, config=model.config.to_dict()), "params": count_params(model),
          "recipe": recipe,
          "budget": f"at most {MAX_MINUTES} minutes of training on the machine below",
-         "why": why or ("the best-cpu recipe with class labels (notebook 10)" if guided else
+         "why": chosen["why"] if chosen else ("the best-cpu recipe with class labels (notebook 10)" if guided else
                         "chosen from the compute-aware study (results/study/cpu): see docs/results.md"),
          "steps": hist.steps, "epochs": round(hist.steps * recipe["batch_size"] / (STEPS_PER_EPOCH * 128), 2),
          "seed": 0, "ema_decay": recipe["ema"], "wall_seconds": round(hist.seconds, 1),
@@ -204,7 +205,7 @@ def ship_best(recipe: dict = BEST, n: int = N, checkpoints: str | Path | None = 
          "metrics": {**metrics, "eval_seconds": round(seconds, 1)},
          "fid_to_floor": round(metrics["fid"] / metrics["fid_floor"], 2),
          "checkerboard_to_real": round(metrics["checkerboard"] / metrics["checkerboard_real"], 2),
-         **({"study_row": study_row} if study_row else {}),
+         **({"study_row": chosen["row"]} if chosen else {}),
          "run": relative(d), "file": dest.name, "bytes": dest.stat().st_size, "dtype": "float16", "weights": "ema"}
     if guided:
         m["guidance"] = guided
