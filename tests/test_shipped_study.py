@@ -431,3 +431,13 @@ def test_two_studies_are_compared_row_by_row():
     assert f"extrapolated: about {s['crossover']['tflop']:,.0f} TFLOP, beyond the budget" in text
     assert "102 TFLOP (1,000 `optimized` steps)" in text and "ε-prediction; Adam 0.001 (constant)" in text
     assert "has no summary yet" in reports.studies_compared("cpu", "no-such-study")
+
+
+def test_best_cpus_manifest_names_its_row_of_the_best_recipe_study():
+    """Issue 22, item 4: best-cpu re-chosen from the best-recipe study (best-cpu --from-study, which the study
+    command repeats after each run): the manifest's why and study_row are the choice the committed runs make now."""
+    from course_utils.study import best
+    m = json.loads((ROOT / "checkpoints" / "best-cpu.json").read_text())
+    choice = best.study_choice()
+    assert m["recipe"] == choice["recipe"] and m["study_row"] == choice["row"] and m["why"] == choice["why"]
+    assert "results/study/cpu-best-recipe" in m["why"]

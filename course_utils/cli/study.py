@@ -8,6 +8,7 @@ from course_utils import figures, reports
 from course_utils.cli.common import budget_parent, checkpoint_parent, device_parent, fraction, positive, positive_float
 from course_utils.errors import CourseError
 from course_utils.lessons.noise_schedule import SETTINGS
+from course_utils.paths import relative
 from course_utils.study import best as be
 from course_utils.study import compute as co
 from course_utils.study import schedules as sc
@@ -92,6 +93,9 @@ def cmd_study(args) -> int:
         def after_run(_):
             reports.write_study(st.name)
             reports.write_progress(st)
+            if st.name == be.STUDY and (choice := be.refresh_study_row(st.name)) and not choice["keep"]:
+                print(f"this study now beats best-cpu: {choice['why']}. Retrain it: python -m course_utils "
+                      "best-cpu --from-study")
 
         out = co.study(st, plan=plan, max_runs=args.max_runs, device=args.device, after_run=after_run,
                        after_point=lambda: reports.write_progress(st))
@@ -116,7 +120,7 @@ def cmd_best_cpu(args) -> int:
                               f"{r['idle_minutes']:.1f}"] for r in choice["candidates"]], "lrlrrr"))
         if choice["keep"]:
             f = be.name_study_row(choice, args.checkpoints)
-            print(f"{choice['why']}.\nNothing to retrain: {f} now names its study row.")
+            print(f"{choice['why']}.\nNothing to retrain: {relative(f)} now names its study row.")
             return 0
         print(f"chosen: {choice['why']}")
         recipe = choice["recipe"]

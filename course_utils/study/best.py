@@ -145,6 +145,20 @@ def name_study_row(choice: dict, checkpoints: str | Path | None = None, name: st
     return f
 
 
+def refresh_study_row(name: str = STUDY, checkpoints: str | Path | None = None) -> dict | None:
+    """After a run of study ``name`` finishes: if the study keeps today's best-cpu (:func:`study_choice`), rewrite
+    the shipped manifest's ``why`` and ``study_row`` to its current numbers; returns the choice (``keep`` False:
+    a run beats best-cpu and ``best-cpu --from-study`` should retrain it), or None where no choice can be made yet
+    (no bench.json, no finished run within the minutes, no shipped best-cpu)."""
+    try:
+        choice = study_choice(name)
+        if choice["keep"]:
+            name_study_row(choice, checkpoints)
+    except CourseError:
+        return None
+    return choice
+
+
 def spec_of(recipe: dict = BEST, name: str = NAME, folder: str | Path | None = None) -> RunSpec:
     """The run a recipe dict stands for (seed 0), named ``name``, training in ``folder`` if given."""
     r = Recipe(recipe["lr"], recipe["batch_size"], recipe["ema"], recipe.get("lr_schedule", "constant"))
