@@ -18,10 +18,10 @@ from course_utils.evaluation.evaluate import EvalSettings
 from course_utils.evaluation.guidance import format_sweep, guidance_sweep
 from course_utils.model.unet import count_params
 from course_utils.paths import checkpoint_dir, relative
+from course_utils.stats import pooled_sd
 from course_utils.study import compute
 from course_utils.study.runspec import Recipe, RunSpec, metrics_of, score
 from course_utils.study.ship import base_manifest
-from course_utils.stats import pooled_sd
 from course_utils.system import atomic_write_text
 from course_utils.train import STEPS_PER_EPOCH, recompute_batchnorm
 
