@@ -506,3 +506,22 @@ def test_the_results_say_what_the_best_recipe_study_says():
     cross = second["crossover"]
     assert "inside the budget, but on mid-run points" in sec and cross["kind"] == "measured" and cross["mid_run"]
     assert "`best-cpu` stays as it is" in sec and best.study_choice()["keep"]
+
+
+def test_notebook_08_says_what_the_best_recipe_study_says():
+    """Notebook 08 (end of section 6, and section 7's table) states the second study's answer so far: under the best
+    recipe optimized passes baseline at equal compute, by more than the threshold; the numbers carry claim markers."""
+    summary = compute.load_summary(BEST)
+    rows = {r["preset"]: r for r in summary["rows"]}
+    v = reports.verdict(rows["baseline"]["equal_compute"], rows["optimized"]["equal_compute"],
+                        reports.run_spread(summary, "equal_compute"))
+    text = prose("08_putting_it_together")
+    assert "the answer turns over" in text and "a gap just beyond the threshold" in text and v == "better"
+    assert 2 * reports.run_spread(summary, "equal_compute") < rows["baseline"]["equal_compute"]["fid"][0] \
+        - rows["optimized"]["equal_compute"]["fid"][0] < 4 * reports.run_spread(summary, "equal_compute")
+    assert "Under the best recipe at 3× the compute it does, narrowly" in text
+    assert "the wide `optimized` is ahead per FLOP too" in text
+    walkthrough = as_read((ROOT / "walkthroughs" / "08_putting_it_together.md").read_text())
+    answers = as_read((ROOT / "answers" / "08_putting_it_together.md").read_text())
+    assert "Under the best recipe, at 3× the compute, `optimized` is ahead by just over the threshold" in walkthrough
+    assert "the whole ladder does pay so far" in answers and "a gap just over the threshold of" in answers
