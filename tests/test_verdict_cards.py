@@ -180,3 +180,39 @@ def test_notebooks_02_to_07_keep_at_most_2000_words_of_markdown(stem):
     if appendix:
         takeaways = next(i for i, (kind, src) in enumerate(_cells(stem)) if src.startswith("## Takeaways"))
         assert len(appendix) == 1 and appendix[0] < takeaways, "one Appendix, just before the Takeaways"
+
+
+# The sentences of notebooks 03-06 that state a rung's verdict in words, each in its own scope: "the studies'" means
+# every study that has measured the rung (so a best-recipe run that crosses the threshold fails this test and the
+# sentence must be rewritten); "the original-schedule study" means results/study/cpu only.
+VERDICT_SENTENCES = [
+    ("03_group_norm", "in the original-schedule study it made FID worse, at equal steps and at equal compute",
+     "groupnorm", ("cpu",), ("equal_steps", "equal_compute"), "worse"),
+    ("04_gelu", "in the original-schedule study GELU's effect on FID was within noise",
+     "gelu", ("cpu",), ("equal_steps", "equal_compute"), "within noise"),
+    ("04_gelu", "they are within noise even in the > studies' far longer runs",
+     "gelu", ("cpu", "cpu-best-recipe"), ("equal_steps", "equal_compute"), "within noise"),
+    ("05_rearrange_pooling", "per step the change > is within noise even in the studies' far longer runs",
+     "rearrange", ("cpu", "cpu-best-recipe"), ("equal_steps",), "within noise"),
+    ("06_sinusoidal_time_embeddings", "they are within noise even in the studies' far longer runs",
+     "sinusoidal", ("cpu", "cpu-best-recipe"), ("equal_steps", "equal_compute"), "within noise"),
+]
+
+
+@pytest.mark.parametrize("stem, sentence, rung, studies, views, expected", VERDICT_SENTENCES,
+                         ids=[f"{s[0][:2]}-{s[2]}-{len(s[3])}" for s in VERDICT_SENTENCES])
+def test_a_verdict_stated_in_words_holds_in_every_study_it_speaks_for(stem, sentence, rung, studies, views, expected):
+    from course_utils import reports
+    from course_utils.study import compute
+    markdown = " ".join(" ".join(src.split()) for kind, src in _cells(stem) if kind == "markdown")
+    assert sentence in markdown, f"{stem}: the sentence is gone; update VERDICT_SENTENCES"
+    measured = 0
+    for name in studies:
+        summary = compute.load_summary(name)
+        st = next((s for s in reports.steps_of_ladder(summary) if s["to"] == rung and not s["width_part"]), None) \
+            if summary else None
+        for view in views:
+            if st is not None and view in st and "verdict" in st[view]:
+                measured += 1
+                assert st[view]["verdict"] == expected, (name, view, st[view])
+    assert measured >= len(views)  # the original-schedule study has measured every rung in both views
