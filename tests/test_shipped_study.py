@@ -462,7 +462,9 @@ def test_the_best_recipe_study_is_the_one_issue_22_asked_for():
     records = compute.load_all(BEST, None)
     assert summary["runs"] == len(compute.load_all(BEST)) and len(records) == summary["runs"] + summary["equal_step_runs"]
     for rec in records:
-        assert rec["points"][-1]["step"] == rec["steps"], f"{rec['preset']} seed {rec['seed']} is not finished"
+        assert rec["points"][-1]["step"] == rec["steps"], (
+            f"{rec['preset']} seed {rec['seed']} is not finished: a study under way here? The shipped files hold "
+            "finished runs only (tools/commit-study-runs commits them); test a clean clone")
         for p in rec["points"]:
             assert p["weights"] == "ema" and p["n"] == st.evaluation["n"] and p["fid"] > p["fid_floor"]
             assert p["train_tflop"] == pytest.approx(p["step"] * rec["train_gflops_per_step"] / 1e3)
