@@ -447,6 +447,12 @@ def test_best_cpus_manifest_names_its_row_of_the_best_recipe_study():
 BEST = "cpu-best-recipe"
 
 
+def optimized_against_baseline(summary: dict, view: str) -> str:
+    """The verdict of `baseline` -> `optimized` in one view of a study, by the course's two-spread rule."""
+    rows = {r["preset"]: r for r in summary["rows"]}
+    return reports.verdict(rows["baseline"][view], rows["optimized"][view], reports.run_spread(summary, view))
+
+
 def test_the_best_recipe_study_is_the_one_issue_22_asked_for():
     """results/study/cpu-best-recipe: best-cpu's recipe, a budget of at least 300 TFLOP, three seeds of baseline and
     optimized, and every saved evaluation where the study's plan puts it."""
@@ -497,14 +503,11 @@ def test_the_results_say_what_the_best_recipe_study_says():
     sec = text[text.index("## The study under the best recipe"):text.index("## Fast sampling")]
     first, second = compute.load_summary("cpu"), compute.load_summary(BEST)
 
-    def verdict(summary, view):
-        rows = {r["preset"]: r for r in summary["rows"]}
-        return reports.verdict(rows["baseline"][view], rows["optimized"][view], reports.run_spread(summary, view))
     assert "Under this recipe the answer to the course's central question turns over" in sec
-    assert "`optimized` is **better** by" in sec and verdict(second, "equal_compute") == "better"
+    assert "`optimized` is **better** by" in sec and optimized_against_baseline(second, "equal_compute") == "better"
     assert "where the first study found it worse by more than its threshold" in sec
-    assert verdict(first, "equal_compute") == "worse"
-    assert "At equal steps" in sec and verdict(second, "equal_steps") == "better"
+    assert optimized_against_baseline(first, "equal_compute") == "worse"
+    assert "At equal steps" in sec and optimized_against_baseline(second, "equal_steps") == "better"
     cross = second["crossover"]
     assert "inside the budget, but on mid-run points" in sec and cross["kind"] == "measured" and cross["mid_run"]
     assert "`best-cpu` stays as it is" in sec and best.study_choice()["keep"]
@@ -515,8 +518,7 @@ def test_notebook_08_says_what_the_best_recipe_study_says():
     recipe optimized passes baseline at equal compute, by more than the threshold; the numbers carry claim markers."""
     summary = compute.load_summary(BEST)
     rows = {r["preset"]: r for r in summary["rows"]}
-    v = reports.verdict(rows["baseline"]["equal_compute"], rows["optimized"]["equal_compute"],
-                        reports.run_spread(summary, "equal_compute"))
+    v = optimized_against_baseline(summary, "equal_compute")
     text = prose("08_putting_it_together")
     assert "the answer turns over" in text and "a gap just beyond the threshold" in text and v == "better"
     assert 2 * reports.run_spread(summary, "equal_compute") < rows["baseline"]["equal_compute"]["fid"][0] \
