@@ -55,7 +55,8 @@ def verdict(before: dict, after: dict, spread: float | None) -> str:
 
 def steps_of_ladder(summary: dict) -> list[dict]:
     """Each step of the ladder (and of the width side study) with its change of mean FID and verdict in both
-    views: [{"from", "to", "idea", "equal_steps": {"change", "verdict"}, "equal_compute": {...}}, ...]."""
+    views: [{"from", "to", "idea", "equal_steps": {"change", "verdict", "mid_run"}, "equal_compute": {...}}, ...];
+    ``mid_run``: one side is a mid-run point of a run whose learning rate had not finished decaying."""
     rows = {r["preset"]: r for r in summary["rows"]}
     chains = [LADDER, WIDTH_STEPS]
     out = []
@@ -69,7 +70,8 @@ def steps_of_ladder(summary: dict) -> list[dict]:
                 a, b = rows[before].get(view), rows[after].get(view)
                 if a and b:
                     step[view] = {"change": b["fid"][0] - a["fid"][0],
-                                  "verdict": verdict(a, b, run_spread(summary, view))}
+                                  "verdict": verdict(a, b, run_spread(summary, view)),
+                                  "mid_run": a.get("finished") is False or b.get("finished") is False}
             out.append(step)
     return out
 
@@ -202,14 +204,17 @@ def _recipe_note(summary: dict) -> str:
 
 
 def verdicts_table(summary: dict) -> str:
-    """The ladder's steps: the change of FID and the verdict at equal steps and at equal compute."""
-    spread = {v: run_spread(summary, v) for v in ("equal_steps", "equal_compute")}
+    """The ladder's steps: the change of FID and the verdict at equal steps and at equal compute; a * marks a
+    change with a mid-run point on one side."""
+    views = ("equal_steps", "equal_compute")
+    spread = {v: run_spread(summary, v) for v in views}
+    steps = steps_of_ladder(summary)
     rows = []
-    for st in steps_of_ladder(summary):
+    for st in steps:
         cells = []
-        for v in ("equal_steps", "equal_compute"):
+        for v in views:
             c = st.get(v)
-            cells += [f"{c['change']:+.1f}", c["verdict"]] if c else ["—", "—"]
+            cells += [f"{c['change']:+.1f}" + ("*" if c["mid_run"] else ""), c["verdict"]] if c else ["—", "—"]
         label = f"{st['from']} → {st['to']}" + (" (width part)" if st["width_part"] else "")
         rows.append([label, st["idea"], *cells])
     head = ["step", "idea", "FID change at equal steps", "verdict", "FID change at equal compute", "verdict"]
@@ -217,10 +222,12 @@ def verdicts_table(summary: dict) -> str:
     def sd(v):
         return (f"a spread of {spread[v]:.1f}, so a threshold of {2 * spread[v]:.1f}," if spread[v]
                 else "spread not measured yet")
+    star = (" A * marks a change with a mid-run point on one side: that run's learning rate had not finished "
+            "decaying (see the table)." if any(st.get(v, {}).get("mid_run") for st in steps for v in views) else "")
     return (table(head, rows, "llrlrl") + f"\nA negative change is an improvement (lower FID). A change counts only when it exceeds two "
             f"seed-to-seed spreads of a single run's FID, pooled over the presets with several seeds: "
             f"{sd('equal_steps')} at equal steps, {sd('equal_compute')} at equal compute; smaller ones are within "
-            "noise.\n")
+            f"noise.{star}\n")
 
 
 def study_curves(records: list[dict], per_step: dict | None = None, cross: dict | None = None):

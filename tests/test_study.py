@@ -236,3 +236,16 @@ def test_best_cpu_is_replaced_only_by_a_run_within_the_minutes_that_beats_it_by_
     (tmp_path / "best-cpu.json").write_text(json.dumps({"recipe": {**best.BEST, "steps": 10}, "why": "old"}))
     with pytest.raises(cu.CourseError, match="another recipe"):
         best.name_study_row(c, tmp_path)
+
+
+def test_the_verdict_table_marks_a_change_that_rests_on_a_mid_run_point():
+    def view(fids, finished):
+        return {"fid": [sum(fids) / len(fids), 1.0], "fids": fids, "finished": finished}
+    rows = [{"preset": "baseline", "equal_steps": view([49.0, 51.0], True), "equal_compute": view([37.0, 38.0], True)},
+            {"preset": "upsample", "equal_steps": view([40.0], False), "equal_compute": view([37.5], True)}]
+    text = reports.verdicts_table({"rows": rows})
+    line = next(x for x in text.splitlines() if x.startswith("| baseline → upsample"))
+    assert line.split(" | ")[2:] == ["-10.0*", "better", "+0.0", "within noise |"], line
+    assert "A * marks a change with a mid-run point" in text
+    rows[1]["equal_steps"]["finished"] = True  # both finished: no mark, no note
+    assert "*" not in reports.verdicts_table({"rows": rows})
