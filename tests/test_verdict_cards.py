@@ -171,6 +171,8 @@ def test_notebooks_02_to_07_keep_one_appendix_just_before_the_takeaways(stem):
 VERDICT_SENTENCES = [
     ("03_group_norm", "in the original-schedule study it made FID worse, at equal steps and at equal compute",
      "groupnorm", ("cpu",), ("equal_steps", "equal_compute"), "worse"),
+    ("03_group_norm", "at equal compute; under the best recipe, so far within noise",
+     "groupnorm", ("cpu-best-recipe",), ("equal_steps", "equal_compute"), "within noise"),
     ("04_gelu", "in the original-schedule study GELU's effect on FID was within noise",
      "gelu", ("cpu",), ("equal_steps", "equal_compute"), "within noise"),
     ("04_gelu", "they are within noise even in the > studies' far longer runs",
