@@ -165,9 +165,10 @@ def test_notebooks_02_to_07_keep_one_appendix_just_before_the_takeaways(stem):
         assert len(appendix) == 1 and appendix[0] < takeaways, "one Appendix, just before the Takeaways"
 
 
-# The sentences of notebooks 03-06 that state a rung's verdict in words, each in its own scope: "the studies'" means
-# every study that has measured the rung (so a best-recipe run that crosses the threshold fails this test and the
-# sentence must be rewritten); "the original-schedule study" means results/study/cpu only.
+# The sentences of notebooks 03-08 (and of walkthroughs, named by path) that state a rung's verdict in words, each
+# in its own scope: "the studies'" means every study that has measured the rung (so a best-recipe run that crosses
+# the threshold fails this test and the sentence must be rewritten); "the original-schedule study" means
+# results/study/cpu only.
 VERDICT_SENTENCES = [
     ("03_group_norm", "in the original-schedule study it made FID worse, at equal steps and at equal compute",
      "groupnorm", ("cpu",), ("equal_steps", "equal_compute"), "worse"),
@@ -183,6 +184,10 @@ VERDICT_SENTENCES = [
      "gelu", ("cpu-best-recipe",), ("equal_compute",), "worse"),
     ("04_gelu", "under the best recipe, one seed so far, it was worse at equal compute",
      "gelu", ("cpu-best-recipe",), ("equal_compute",), "worse"),
+    ("walkthroughs/04_gelu.md", "original-schedule study's verdict: **within noise** in both views",
+     "gelu", ("cpu",), ("equal_steps", "equal_compute"), "within noise"),
+    ("walkthroughs/04_gelu.md", "(under the best recipe, one seed so far, worse at equal compute)",
+     "gelu", ("cpu-best-recipe",), ("equal_compute",), "worse"),
     ("05_rearrange_pooling", "per step the change > is within noise even in the studies' far longer runs",
      "rearrange", ("cpu", "cpu-best-recipe"), ("equal_steps",), "within noise"),
     ("06_sinusoidal_time_embeddings", "they are within noise even in the studies' far longer runs",
@@ -193,11 +198,12 @@ VERDICT_SENTENCES = [
 
 
 @pytest.mark.parametrize("stem, sentence, rung, studies, views, expected", VERDICT_SENTENCES,
-                         ids=[f"{s[0][:2]}-{s[2]}-{len(s[3])}" for s in VERDICT_SENTENCES])
+                         ids=[f"{Path(s[0]).stem[:2]}-{s[2]}-{len(s[3])}" for s in VERDICT_SENTENCES])
 def test_a_verdict_stated_in_words_holds_in_every_study_it_speaks_for(stem, sentence, rung, studies, views, expected):
     from course_utils import reports
     from course_utils.study import compute
-    markdown = " ".join(" ".join(src.split()) for kind, src in _cells(stem) if kind == "markdown")
+    markdown = (" ".join((ROOT / stem).read_text().split()) if stem.endswith(".md") else
+                " ".join(" ".join(src.split()) for kind, src in _cells(stem) if kind == "markdown"))
     assert sentence in markdown, f"{stem}: the sentence is gone; update VERDICT_SENTENCES"
     measured = 0
     for name in studies:
