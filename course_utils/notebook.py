@@ -155,8 +155,8 @@ def rung_evidence(*presets: str, name: str = "cpu", show: bool = True) -> dict:
         for v in views:
             a, b = rows[before].get(v), rows[after].get(v)
             if a and b:
-                row[v] = {"before": a["fid"], "after": b["fid"], "change": b["fid"][0] - a["fid"][0],
-                          "steps": (a["step"], b["step"]), "verdict": reports.verdict(a, b, spread[v])}
+                row[v] = {"before": a["fid"], "after": b["fid"], "steps": (a["step"], b["step"]),
+                          **reports.step_change(a, b, spread[v])}
         out.append(row)
     if show:
         def fid(m_sd, seeds):
@@ -261,10 +261,9 @@ def _study_effect(summary: dict | None, before: str, after: str) -> dict:
             out[view] = {"status": "missing"}
             continue
         spread = reports.run_spread(summary, view)
-        out[view] = {"status": "ok", "before": a["fid"][0], "after": b["fid"][0], "change": b["fid"][0] - a["fid"][0],
-                     "threshold": None if spread is None else 2 * spread, "verdict": reports.verdict(a, b, spread),
-                     "steps": (a["step"], b["step"]), "seeds": (a["seeds"], b["seeds"]),
-                     "mid_run": a.get("finished") is False or b.get("finished") is False}
+        out[view] = {"status": "ok", "before": a["fid"][0], "after": b["fid"][0], **reports.step_change(a, b, spread),
+                     "threshold": None if spread is None else 2 * spread,
+                     "steps": (a["step"], b["step"]), "seeds": (a["seeds"], b["seeds"])}
     if all(out[v]["status"] == "missing" for v, _ in CARD_VIEWS):
         out["status"] = "missing"
     return out

@@ -53,6 +53,13 @@ def verdict(before: dict, after: dict, spread: float | None) -> str:
     return "better" if diff < 0 else "worse"
 
 
+def step_change(before: dict, after: dict, spread: float | None) -> dict:
+    """One view of one step (two summary views): the change of mean FID, its verdict, and whether it rests on a
+    mid-run point (a run whose learning rate had not finished decaying) on either side."""
+    return {"change": after["fid"][0] - before["fid"][0], "verdict": verdict(before, after, spread),
+            "mid_run": before.get("finished") is False or after.get("finished") is False}
+
+
 def steps_of_ladder(summary: dict) -> list[dict]:
     """Each step of the ladder (and of the width side study) with its change of mean FID and verdict in both
     views: [{"from", "to", "idea", "equal_steps": {"change", "verdict", "mid_run"}, "equal_compute": {...}}, ...];
@@ -69,9 +76,7 @@ def steps_of_ladder(summary: dict) -> list[dict]:
             for view in ("equal_steps", "equal_compute"):
                 a, b = rows[before].get(view), rows[after].get(view)
                 if a and b:
-                    step[view] = {"change": b["fid"][0] - a["fid"][0],
-                                  "verdict": verdict(a, b, run_spread(summary, view)),
-                                  "mid_run": a.get("finished") is False or b.get("finished") is False}
+                    step[view] = step_change(a, b, run_spread(summary, view))
             out.append(step)
     return out
 
