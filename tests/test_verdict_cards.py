@@ -138,6 +138,13 @@ def _cells(stem: str) -> list[tuple[str, str]]:
     return [(c["cell_type"], "".join(c["source"])) for c in cells]
 
 
+def _prose(stem: str) -> str:
+    """The words of a document, whitespace collapsed: a path ending .md, or a notebook stem (its markdown cells)."""
+    if stem.endswith(".md"):
+        return " ".join((ROOT / stem).read_text().split())
+    return " ".join(" ".join(src.split()) for kind, src in _cells(stem) if kind == "markdown")
+
+
 @pytest.mark.parametrize("stem", sorted(CARDS))
 def test_notebooks_03_to_07_show_their_card_and_the_quick_box(stem):
     cells = _cells(stem)
@@ -260,8 +267,7 @@ VERDICT_SENTENCES = [
 def test_a_verdict_stated_in_words_holds_in_every_study_it_speaks_for(stem, sentence, rung, studies, views, expected):
     from course_utils import reports
     from course_utils.study import compute
-    markdown = (" ".join((ROOT / stem).read_text().split()) if stem.endswith(".md") else
-                " ".join(" ".join(src.split()) for kind, src in _cells(stem) if kind == "markdown"))
+    markdown = _prose(stem)
     assert sentence in markdown, f"{stem}: the sentence is gone; update VERDICT_SENTENCES"
     measured = 0
     for name in studies:
@@ -291,8 +297,7 @@ def test_a_verdict_stated_in_words_holds_in_every_study_it_speaks_for(stem, sent
 def test_a_best_recipe_verdict_said_to_rest_on_one_seed_does(stem, phrase, rung):
     """'one seed so far' stays true until the extra seeds land; then the sentence must be rewritten."""
     from course_utils.study import compute
-    markdown = (" ".join((ROOT / stem).read_text().split()) if stem.endswith(".md") else
-                " ".join(" ".join(src.split()) for kind, src in _cells(stem) if kind == "markdown"))
+    markdown = _prose(stem)
     assert phrase in markdown, f"{stem}: the phrase is gone; update this test's cases"
     row = next(r for r in compute.load_summary("cpu-best-recipe")["rows"] if r["preset"] == rung)
     assert [len(row[v]["fids"]) for v in ("equal_steps", "equal_compute")] == [1, 1], row["seeds"]
@@ -302,7 +307,7 @@ def test_results_says_the_best_recipe_ladder_gains_only_in_its_last_steps_while_
     """docs/results.md: the rungs up to `sinusoidal` leave it above `baseline` at equal compute, so the whole ladder's
     gain lies in its last two steps. True of the summary, or the sentence must go."""
     from course_utils.study import compute
-    text = " ".join((ROOT / "docs" / "results.md").read_text().split())
+    text = _prose("docs/results.md")
     assert "above `baseline`. So the ladder's gain at equal compute comes from its last two steps" in text, \
         "docs/results.md: the sentence is gone; update this test"
     rows = {r["preset"]: r for r in compute.load_summary("cpu-best-recipe")["rows"]}
