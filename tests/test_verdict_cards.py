@@ -208,7 +208,7 @@ VERDICT_SENTENCES = [
      "rearrange", ("cpu",), ("equal_compute",), "worse"),
     ("05_rearrange_pooling", "under the best recipe, one seed so far, better",
      "rearrange", ("cpu-best-recipe",), ("equal_compute",), "better"),
-    ("05_rearrange_pooling", "Per step its effect was within noise in both",
+    ("05_rearrange_pooling", "per step its effect was within noise in both",
      "rearrange", ("cpu", "cpu-best-recipe"), ("equal_steps",), "within noise"),
     ("walkthroughs/05_rearrange_pooling.md", "within noise per step in both studies",
      "rearrange", ("cpu", "cpu-best-recipe"), ("equal_steps",), "within noise"),
