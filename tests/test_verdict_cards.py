@@ -255,6 +255,24 @@ VERDICT_SENTENCES = [
      ("cpu",), ("equal_compute",), "better"),
     ("docs/results.md", "In the first study too the extra skip was the ladder's largest gain, and the residual first block was worse there", "residual",
      ("cpu",), ("equal_compute",), "worse"),
+    ("07_residual_blocks", "In the original-schedule study it was worse in both views, on one seed",
+     "residual", ("cpu",), ("equal_steps", "equal_compute"), "worse"),
+    ("07_residual_blocks", "under the best recipe, one seed so far, it was within noise in both views",
+     "residual", ("cpu-best-recipe",), ("equal_steps", "equal_compute"), "within noise"),
+    ("07_residual_blocks", "The extra skip was better in both studies and both views",
+     "optimized", ("cpu", "cpu-best-recipe"), ("equal_steps", "equal_compute"), "better"),
+    ("walkthroughs/07_residual_blocks.md", "the extra skip clearly better in both studies; the residual first block "
+     "worse in the original-schedule study", "residual", ("cpu",), ("equal_steps", "equal_compute"), "worse"),
+    ("walkthroughs/07_residual_blocks.md", "the extra skip clearly better in both studies", "optimized",
+     ("cpu", "cpu-best-recipe"), ("equal_steps", "equal_compute"), "better"),
+    ("walkthroughs/07_residual_blocks.md", "within noise under the best recipe (one seed so far)", "residual",
+     ("cpu-best-recipe",), ("equal_steps", "equal_compute"), "within noise"),
+    ("walkthroughs/07_residual_blocks.md", "In the original-schedule study the residual first block is **worse** in "
+     "both views", "residual", ("cpu",), ("equal_steps", "equal_compute"), "worse"),
+    ("walkthroughs/07_residual_blocks.md", "under the best recipe (one seed so far) the block is within noise in both "
+     "views", "residual", ("cpu-best-recipe",), ("equal_steps", "equal_compute"), "within noise"),
+    ("walkthroughs/07_residual_blocks.md", "and the extra skip again clearly **better**", "optimized",
+     ("cpu", "cpu-best-recipe"), ("equal_steps", "equal_compute"), "better"),
     ("08_putting_it_together", "but width alone is within noise", "wide", ("cpu-best-recipe",), ("equal_compute",),
      "within noise"),
 ]
@@ -295,6 +313,9 @@ def test_a_verdict_stated_in_words_holds_in_every_study_it_speaks_for(stem, sent
     ("walkthroughs/02_checkerboard_artifacts.md", "(best recipe, one seed)", "upsample"),
     ("walkthroughs/02_checkerboard_artifacts.md", "under the best recipe, one seed so far", "upsample"),
     ("06_sinusoidal_time_embeddings", "under the best recipe, one seed so far", "sinusoidal"),
+    ("07_residual_blocks", "under the best recipe, one seed so far", "residual"),
+    ("walkthroughs/07_residual_blocks.md", "under the best recipe (one seed so far)", "residual"),
+    ("walkthroughs/07_residual_blocks.md", "within noise under the best recipe (one seed so far)", "residual"),
     ("walkthroughs/06_sinusoidal_time_embeddings.md", "under the best recipe (one seed so far)", "sinusoidal"),
     ("walkthroughs/06_sinusoidal_time_embeddings.md", "under the best recipe, one seed so far", "sinusoidal"),
 ], ids=lambda v: Path(v).stem[:12] if isinstance(v, str) else v)
