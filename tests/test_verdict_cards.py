@@ -279,6 +279,12 @@ VERDICT_SENTENCES = [
      ("groupnorm", "rearrange", "residual"), ("cpu",), ("equal_compute",), "worse"),
     ("08_putting_it_together", "Under the best recipe rearrange pooling gains too", "rearrange",
      ("cpu-best-recipe",), ("equal_compute",), "better"),
+    ("walkthroughs/08_putting_it_together.md", "The extra skip, the largest gain in both studies", "optimized",
+     ("cpu", "cpu-best-recipe"), ("equal_compute",), "better"),
+    ("walkthroughs/08_putting_it_together.md", "(there GroupNorm, rearrange pooling and the residual block were worse)",
+     ("groupnorm", "rearrange", "residual"), ("cpu",), ("equal_compute",), "worse"),
+    ("walkthroughs/08_putting_it_together.md", "under the best recipe rearrange pooling gains too", "rearrange",
+     ("cpu-best-recipe",), ("equal_compute",), "better"),
     ("08_putting_it_together", "but width alone is within noise", "wide", ("cpu-best-recipe",), ("equal_compute",),
      "within noise"),
 ]
@@ -321,6 +327,7 @@ def test_a_verdict_stated_in_words_holds_in_every_study_it_speaks_for(stem, sent
     ("06_sinusoidal_time_embeddings", "under the best recipe, one seed so far", "sinusoidal"),
     ("07_residual_blocks", "under the best recipe, one seed so far", "residual"),
     ("08_putting_it_together", "rearrange pooling gains too (one seed)", "rearrange"),
+    ("walkthroughs/08_putting_it_together.md", "rearrange pooling gains too (one seed)", "rearrange"),
     ("walkthroughs/07_residual_blocks.md", "under the best recipe (one seed so far)", "residual"),
     ("walkthroughs/07_residual_blocks.md", "within noise under the best recipe (one seed so far)", "residual"),
     ("walkthroughs/06_sinusoidal_time_embeddings.md", "under the best recipe (one seed so far)", "sinusoidal"),
@@ -347,13 +354,14 @@ def test_results_says_the_best_recipe_ladder_gains_only_in_its_last_step_while_t
     assert fid["residual"] > fid["baseline"] > fid["optimized"], fid
 
 
-def test_notebook_08_calls_the_extra_skip_the_largest_gain_in_both_studies_and_the_only_one_in_the_first():
+def test_notebook_and_walkthrough_08_call_the_extra_skip_the_largest_gain_in_both_studies_and_the_only_one_in_the_first():
     """Section 7's row 'Which idea pays for itself': the verdict entries hold each named verdict; this holds the
     superlatives, at equal compute, on the ladder's own steps (width parts aside)."""
     from course_utils import reports
     from course_utils.study import compute
-    assert "**The extra skip**, the largest gain in both studies and the only one in the first" in \
-        _prose("08_putting_it_together"), "notebook 08: the sentence is gone; update this test"
+    for stem in ("08_putting_it_together", "walkthroughs/08_putting_it_together.md"):
+        assert "The extra skip, the largest gain in both studies and the only one in the first" in \
+            _prose(stem).replace("**", ""), f"{stem}: the sentence is gone; update this test"
     for name in ("cpu", "cpu-best-recipe"):
         steps = [s for s in reports.steps_of_ladder(compute.load_summary(name)) if not s["width_part"]]
         largest = min(steps, key=lambda s: s["equal_compute"]["change"])
