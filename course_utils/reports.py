@@ -81,6 +81,29 @@ def steps_of_ladder(summary: dict) -> list[dict]:
     return out
 
 
+def leave_one_out_steps(summary: dict, reference: str = "optimized") -> list[dict]:
+    """Each leave-one-out preset a study has measured, as a step from ``reference`` (the full model) to the model
+    without one idea, in both views where both are measured: [{"from", "to", "idea", "equal_steps": {"change",
+    "verdict", "mid_run"}, "equal_compute": {...}}, ...]. A positive change (``worse``) means the full model needs
+    the idea. ``no_extra_skip`` is the ``residual`` rung's network, so that rung's row stands in for it."""
+    rows = {r["preset"]: r for r in summary["rows"]}
+    if reference not in rows:
+        return []
+    same = {"no_extra_skip": "residual"}
+    out = []
+    for name, preset in PRESETS.items():
+        row = rows.get(name) or rows.get(same.get(name, ""))
+        if preset.kind != "leave-one-out" or row is None:
+            continue
+        step = {"from": reference, "to": name, "idea": preset.idea, "row": row["preset"]}
+        for view in ("equal_steps", "equal_compute"):
+            a, b = rows[reference].get(view), row.get(view)
+            if a and b:
+                step[view] = step_change(a, b, run_spread(summary, view))
+        out.append(step)
+    return out
+
+
 def extra_seed_plan(summary: dict) -> list[tuple]:
     """The extra seeds a study's verdicts still need, as plan entries (preset, seed, kind), in ladder order:
     seed 1 of every rung (or width part) whose change lies within two pooled spreads of the threshold of two
@@ -229,10 +252,32 @@ def verdicts_table(summary: dict) -> str:
                 else "spread not measured yet")
     star = (" A * marks a change with a mid-run point on one side: that run's learning rate had not finished "
             "decaying (see the table)." if any(st.get(v, {}).get("mid_run") for st in steps for v in views) else "")
-    return (table(head, rows, "llrlrl") + f"\nA negative change is an improvement (lower FID). A change counts only when it exceeds two "
+    text = (table(head, rows, "llrlrl") + f"\nA negative change is an improvement (lower FID). A change counts only when it exceeds two "
             f"seed-to-seed spreads of a single run's FID, pooled over the presets with several seeds: "
             f"{sd('equal_steps')} at equal steps, {sd('equal_compute')} at equal compute; smaller ones are within "
             f"noise.{star}\n")
+    return text + _leave_one_out_table(summary)
+
+
+def _leave_one_out_table(summary: dict) -> str:
+    """The leave-one-out steps (:func:`leave_one_out_steps`) under the verdict table, or nothing if none is measured."""
+    loo = leave_one_out_steps(summary)
+    if not any(st["row"] == st["to"] for st in loo):  # no leave-one-out run of its own yet
+        return ""
+    rows = []
+    for st in loo:
+        cells = []
+        for v in ("equal_steps", "equal_compute"):
+            c = st.get(v)
+            cells += [f"{c['change']:+.1f}" + ("*" if c["mid_run"] else ""), c["verdict"]] if c else ["—", "—"]
+        label = f"optimized → {st['to']}" + (f" (= {st['row']})" if st["row"] != st["to"] else "")
+        rows.append([label, st["idea"], *cells])
+    head = ["leave one out", "idea removed", "FID change at equal steps", "verdict", "FID change at equal compute",
+            "verdict"]
+    return ("\n" + table(head, rows, "llrlrl") + "\nLeave one out: `optimized` with one idea reverted to the "
+            "baseline's version, trained to the same compute budget. A positive change (worse) means the full model "
+            "needs the idea; the same thresholds and * as above. A run that cannot reach the equal-step point within "
+            "the budget (a costlier step) has no equal-step change.\n")
 
 
 def study_curves(records: list[dict], per_step: dict | None = None, cross: dict | None = None):

@@ -249,3 +249,23 @@ def test_the_verdict_table_marks_a_change_that_rests_on_a_mid_run_point():
     assert "A * marks a change with a mid-run point" in text
     rows[1]["equal_steps"]["finished"] = True  # both finished: no mark, no note
     assert "*" not in reports.verdicts_table({"rows": rows})
+
+
+def test_the_leave_one_out_table_measures_each_removal_from_optimized_and_reuses_residual_for_the_extra_skip():
+    def view(fids, finished=True):
+        return {"fid": [sum(fids) / len(fids), 1.0], "fids": fids, "finished": finished}
+    rows = [{"preset": "optimized", "equal_steps": view([35.0, 36.0]), "equal_compute": view([35.0, 36.0])},
+            {"preset": "residual", "equal_steps": view([40.0], False), "equal_compute": view([40.5])}]
+    assert "leave one out" not in reports.verdicts_table({"rows": rows})  # the ladder's own step, nothing new
+    rows += [{"preset": "no_gelu", "equal_compute": view([35.8])},
+             {"preset": "no_sinusoidal", "equal_steps": view([33.0]), "equal_compute": view([34.0])}]
+    steps = {st["to"]: st for st in reports.leave_one_out_steps({"rows": rows})}
+    assert set(steps) == {"no_extra_skip", "no_gelu", "no_sinusoidal"}
+    assert steps["no_extra_skip"]["row"] == "residual" and steps["no_extra_skip"]["equal_compute"]["verdict"] == "worse"
+    assert steps["no_gelu"]["equal_compute"]["verdict"] == "within noise" and "equal_steps" not in steps["no_gelu"]
+    assert round(steps["no_sinusoidal"]["equal_steps"]["change"], 6) == -2.5
+    assert steps["no_sinusoidal"]["equal_steps"]["verdict"] == "better"  # the model got better without it
+    text = reports.verdicts_table({"rows": rows})
+    line = next(x for x in text.splitlines() if x.startswith("| optimized → no_extra_skip"))
+    assert line == "| optimized → no_extra_skip (= residual) | extra_skip | +4.5* | worse | +5.0 | worse |", line
+    assert "| optimized → no_gelu | gelu | — | — | +0.3 | within noise |" in text
