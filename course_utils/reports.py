@@ -239,12 +239,8 @@ def verdicts_table(summary: dict) -> str:
     steps = steps_of_ladder(summary)
     rows = []
     for st in steps:
-        cells = []
-        for v in views:
-            c = st.get(v)
-            cells += [f"{c['change']:+.1f}" + ("*" if c["mid_run"] else ""), c["verdict"]] if c else ["—", "—"]
         label = f"{st['from']} → {st['to']}" + (" (width part)" if st["width_part"] else "")
-        rows.append([label, st["idea"], *cells])
+        rows.append([label, st["idea"], *_change_cells(st)])
     head = ["step", "idea", "FID change at equal steps", "verdict", "FID change at equal compute", "verdict"]
 
     def sd(v):
@@ -259,6 +255,15 @@ def verdicts_table(summary: dict) -> str:
     return text + _leave_one_out_table(summary)
 
 
+def _change_cells(step: dict) -> list[str]:
+    """A step's change (a * when it rests on a mid-run point) and verdict at equal steps, then at equal compute."""
+    cells = []
+    for v in ("equal_steps", "equal_compute"):
+        c = step.get(v)
+        cells += [f"{c['change']:+.1f}" + ("*" if c["mid_run"] else ""), c["verdict"]] if c else ["—", "—"]
+    return cells
+
+
 def _leave_one_out_table(summary: dict) -> str:
     """The leave-one-out steps (:func:`leave_one_out_steps`) under the verdict table, or nothing if none is measured."""
     loo = leave_one_out_steps(summary)
@@ -266,12 +271,8 @@ def _leave_one_out_table(summary: dict) -> str:
         return ""
     rows = []
     for st in loo:
-        cells = []
-        for v in ("equal_steps", "equal_compute"):
-            c = st.get(v)
-            cells += [f"{c['change']:+.1f}" + ("*" if c["mid_run"] else ""), c["verdict"]] if c else ["—", "—"]
         label = f"optimized → {st['to']}" + (f" (= {st['row']})" if st["row"] != st["to"] else "")
-        rows.append([label, st["idea"], *cells])
+        rows.append([label, st["idea"], *_change_cells(st)])
     head = ["leave one out", "idea removed", "FID change at equal steps", "verdict", "FID change at equal compute",
             "verdict"]
     return ("\n" + table(head, rows, "llrlrl") + "\nLeave one out: `optimized` with one idea reverted to the "
