@@ -295,6 +295,8 @@ VERDICT_SENTENCES = [
      ("equal_compute",), "better"),
     ("docs/results.md", "while per step it is worse (at 3,000", "no_width",
      ("cpu-best-recipe",), ("equal_steps",), "worse"),
+    ("08_putting_it_together", "and the full model without width scores lower still", "no_width",
+     ("cpu-best-recipe",), ("equal_compute",), "better"),
     ("08_putting_it_together", "but width alone is within noise", "wide", ("cpu-best-recipe",), ("equal_compute",),
      "within noise"),
 ]
@@ -338,6 +340,7 @@ def test_a_verdict_stated_in_words_holds_in_every_study_it_speaks_for(stem, sent
     ("06_sinusoidal_time_embeddings", "under the best recipe, one seed so far", "sinusoidal"),
     ("07_residual_blocks", "under the best recipe, one seed so far", "residual"),
     ("08_putting_it_together", "rearrange pooling gains too (one seed)", "rearrange"),
+    ("08_putting_it_together", '"no_width")["equal_compute"]["fid"][0]-->, one seed)', "no_width"),
     ("walkthroughs/02_checkerboard_artifacts.md", "(`no_upsampler`, best recipe, one seed so far)", "no_upsampler"),
     ("docs/results.md", "on one seed each, they disagree", "no_upsampler"),
     ("walkthroughs/08_putting_it_together.md", "rearrange pooling gains too (one seed)", "rearrange"),
