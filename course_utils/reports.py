@@ -265,7 +265,8 @@ def _change_cells(step: dict) -> list[str]:
 
 
 def _leave_one_out_table(summary: dict) -> str:
-    """The leave-one-out steps (:func:`leave_one_out_steps`) under the verdict table, or nothing if none is measured."""
+    """The leave-one-out steps (:func:`leave_one_out_steps`) under the verdict table; nothing until a leave-one-out
+    preset has a run of its own (the `residual` rung alone stands in for `no_extra_skip`, the ladder's last step)."""
     loo = leave_one_out_steps(summary)
     if not any(st["row"] == st["to"] for st in loo):  # no leave-one-out run of its own yet
         return ""
