@@ -12,7 +12,7 @@ from pathlib import Path
 
 from course_utils import plotting
 from course_utils.model.cost import train_gflops
-from course_utils.model.unet import LADDER, PRESETS, WIDTH_STEPS
+from course_utils.model.unet import LADDER, PRESETS, WIDTH_STEPS, same_network
 from course_utils.errors import CourseError
 from course_utils.stats import pooled_sd
 from course_utils.study import ablation, compute
@@ -85,14 +85,14 @@ def leave_one_out_steps(summary: dict, reference: str = "optimized") -> list[dic
     """Each leave-one-out preset a study has measured, as a step from ``reference`` (the full model) to the model
     without one idea, in both views where both are measured: [{"from", "to", "idea", "equal_steps": {"change",
     "verdict", "mid_run"}, "equal_compute": {...}}, ...]. A positive change (``worse``) means the full model needs
-    the idea. ``no_extra_skip`` is the ``residual`` rung's network, so that rung's row stands in for it."""
+    the idea. A leave-one-out preset whose network is a ladder rung's (``no_extra_skip`` is ``residual``) takes
+    that rung's row."""
     rows = {r["preset"]: r for r in summary["rows"]}
     if reference not in rows:
         return []
-    same = {"no_extra_skip": "residual"}
     out = []
     for name, preset in PRESETS.items():
-        row = rows.get(name) or rows.get(same.get(name, ""))
+        row = rows.get(name) or rows.get(same_network(LADDER + [name])[name])
         if preset.kind != "leave-one-out" or row is None:
             continue
         step = {"from": reference, "to": name, "idea": preset.idea, "row": row["preset"]}
