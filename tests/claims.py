@@ -342,9 +342,25 @@ def child(path: str, name: str, result: str) -> int:
     return 0
 
 
+USAGE = """usage: python tests/claims.py [--resync] [FILE ...]
+
+Check the claim markers, run blocks and included blocks of FILE (markdown, or a notebook's markdown cells); with no
+FILE, every document the course checks. --resync first rewrites each included block from its source file and each
+run block's output from a fresh run, then checks. Exit status 1 when any claim fails."""
+
+
 def main(argv: list[str]) -> int:
+    if {"-h", "--help"} & set(argv):
+        print(USAGE)
+        return 0
     resync = "--resync" in argv
     argv = [a for a in argv if a != "--resync"]
+    unknown = [a for a in argv if a.startswith("-")]
+    missing = [a for a in argv if not a.startswith("-") and not Path(a).is_file()]
+    if unknown or missing:
+        what = f"unknown option(s) {', '.join(unknown)}" if unknown else f"no such file: {', '.join(missing)}"
+        print(f"claims.py: {what}\n\n{USAGE}", file=sys.stderr)
+        return 2
     files = [Path(a).resolve() for a in argv] or claim_files() + doc_files()
     ns = namespace()
     if resync:
